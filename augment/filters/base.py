@@ -1,0 +1,69 @@
+"""What every filter provides, and the shared context (embeddings, calibration) filters read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..record import Record
+
+
+@dataclass(frozen=True)
+class Verdict:
+    keep: bool
+    score: float | None = None
+    code: str = ""  # on a drop: short reason, e.g. "below_min"
+    detail: str = ""  # on a drop: the numbers behind it
+
+
+@dataclass
+class FilterContext:
+    """What filters compare against: the seeds, their embeddings, and the run's calibration."""
+
+    seeds: Sequence[Record]
+    field: str
+    seed_vectors: np.ndarray
+    candidate_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    baseline: float = 0.0  # median cosine between two different seeds
+
+    def __post_init__(self) -> None:
+        self.seed_index = {s.id: i for i, s in enumerate(self.seeds)}
+
+    def calibrate(self, cosine: np.ndarray | float) -> np.ndarray | float:
+        """Map raw cosine to the run's scale: 0 = as alike as two different seeds, 1 = identical."""
+        return (cosine - self.baseline) / (1.0 - self.baseline)
+
+    def parent_of(self, cand: Record) -> Record | None:
+        for pid in cand.parent_ids:
+            if pid in self.seed_index:
+                return self.seeds[self.seed_index[pid]]
+        return None
+
+
+class Filter(Protocol):
+    name: str
+    needs_embeddings: bool
+
+    def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
+        """One verdict per candidate, in order. Candidates arrive in generation order."""
+        ...
+
+
+def seed_baseline(vectors: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> float:
+    """Median cosine over pairs of different rows: what "unrelated but in-domain" scores here."""
+    n = len(vectors)
+    if n < 2:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    if n * (n - 1) // 2 <= max_pairs:
+        sims = vectors @ vectors.T
+        vals = sims[np.triu_indices(n, k=1)]
+    else:
+        i = rng.integers(0, n, size=max_pairs)
+        j = rng.integers(0, n, size=max_pairs)
+        keep = i != j
+        vals = np.einsum("ij,ij->i", vectors[i[keep]], vectors[j[keep]])
+    return float(min(np.median(vals), 0.99))

@@ -1,0 +1,8 @@
+"""Augmentation methods, found by name. Importing this package registers the built-in ones."""
+
+from __future__ import annotations
+
+from . import lexical as _lexical  # noqa: F401  (registers swap, delete, insert, ...)
+from .base import Method, available_methods, build_method, register
+
+__all__ = ["Method", "available_methods", "build_method", "register"]

