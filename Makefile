@@ -1,0 +1,22 @@
+# The two commands of the README. Both set up .venv first (scripts/setup.sh; skipped when done).
+VENV ?= .venv
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test lint
+
+setup:
+	@bash scripts/setup.sh
+
+# The main job on samples/ with the embedded defaults: outputs under out/.
+demo: setup
+	$(VENV)/bin/augment expand samples/zh_bank_intents/seeds.jsonl --unlabeled samples/zh_bank_intents/unlabeled.jsonl -o out/zh_bank_intents --overwrite
+	$(VENV)/bin/augment expand samples/en_clinic_triage/seeds.jsonl --unlabeled samples/en_clinic_triage/unlabeled.jsonl -o out/en_clinic_triage --overwrite
+	$(VENV)/bin/augment expand samples/zh_instructions/seeds.jsonl -o out/zh_instructions --overwrite
+	@echo "Outputs: out/zh_bank_intents/, out/en_clinic_triage/, out/zh_instructions/ (augmented.jsonl, rejected.jsonl, manifest.json)"
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check augment cli finetune tests

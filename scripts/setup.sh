@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One-time set-up, run by `make demo` and `make test`: a virtual environment in .venv with the engine,
+# its test tools, a torch build that fits the machine, and the WordNet data for synonym substitution.
+# Safe to run again: it skips what is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+stamp="$VENV/.augment-setup-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# WordNet (English synonyms) comes from Debian's packages; without it the synonym method is skipped.
+if [ ! -f /usr/share/wordnet/data.noun ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing WordNet (Debian packages wordnet-base, wordnet-sense-index)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index) >/dev/null \
+      || log "WordNet could not be installed: the synonym method will be unavailable"
+  else
+    log "no WordNet in /usr/share/wordnet (sudo apt-get install wordnet-base wordnet-sense-index): synonym method unavailable"
+  fi
+fi
+
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip)
+"${PIP[@]}" install -q --upgrade pip >/dev/null
+
+# torch: with an NVIDIA GPU keep pip's default (CUDA) build; without one, take a CPU build so that
+# pip does not pull several GB of CUDA packages. A CPU wheel already on the machine (pip's
+# find-links) is tried first, then the PyTorch CPU index, then the default index.
+if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    log "GPU found: installing torch (default build)"
+    "${PIP[@]}" install -q "torch>=2.4"
+  else
+    log "no GPU: installing the CPU build of torch $TORCH_VERSION"
+    "${PIP[@]}" install -q --no-index "torch==$TORCH_VERSION" 2>/dev/null \
+      || "${PIP[@]}" install -q "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
+      || "${PIP[@]}" install -q "torch==$TORCH_VERSION"
+  fi
+fi
+
+log "installing augment-engine and its dependencies"
+"${PIP[@]}" install -q -e ".[dev]"
+rm -f "$VENV"/.augment-setup-*
+touch "$stamp"
+log "done: $("$VENV/bin/augment" --version)"
