@@ -110,8 +110,10 @@ class LexicalMethod:
         }
         words["tokenizer"] = tokenizer_for(language)
         words["reverse_tokenizer"] = detokenizer_for(language)
-        if self.name in ("swap", "delete"):
-            self._aug = naw.RandomWordAug(action=self.name, **words)
+        if self.name == "swap":
+            self._aug = _word_swap_class()(**words)
+        elif self.name == "delete":
+            self._aug = naw.RandomWordAug(action="delete", **words)
         elif self.name == "synonym":
             self._synonyms = _wordnet_lookup()
             self._aug = naw.SynonymAug(aug_src="wordnet", stopwords=list(ENGLISH_STOPWORDS), **words)
@@ -289,6 +291,39 @@ def _insert_aug_class():
             return self.reverse_tokenizer(tokens)
 
     return RandomInsertAug
+
+
+def _word_swap_class():
+    import nlpaug.augmenter.word as naw
+    from nlpaug.util import Doc
+
+    class WordSwapAug(naw.RandomWordAug):
+        """nlpaug's random swap, but a word trades places with its neighbouring *word*: nlpaug's own
+        swap takes the adjacent token, which is often punctuation ("丢了，" -> "丢，了")."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(action="swap", **kwargs)
+
+        def swap(self, data: str) -> str:
+            if not data or not data.strip():
+                return data
+            doc = Doc(data, self.tokenizer(data))
+            words = self.pre_skip_aug(doc.get_original_tokens())
+            if len(words) < 2:
+                return data
+            chosen = self.sample(words, min(self.generate_aug_cnt(len(words)), len(words)))
+            for seq, idx in enumerate(chosen, 1):
+                k = words.index(idx)
+                if k == 0:
+                    other = words[1]
+                elif k == len(words) - 1:
+                    other = words[k - 1]
+                else:
+                    other = words[k + self.sample([-1, 1], 1)[0]]
+                doc = self.change_case(doc, idx, other, seq)
+            return self.reverse_tokenizer(doc.get_augmented_tokens())
+
+    return WordSwapAug
 
 
 def _RandomInsertAug(owner: LexicalMethod, **kwargs: Any):  # noqa: N802 - factory named like a class
