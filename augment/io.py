@@ -29,12 +29,17 @@ TEXT_SUFFIXES = {".jsonl", ".ndjson", ".json", ".csv", ".tsv"}
 
 @dataclass
 class LoadedRows:
-    """Raw rows of one file with the human-facing position of each (``line 7`` or ``row 3``)."""
+    """Raw rows of one file with the position of each: ``("line", 7)`` or ``("row", 3)``."""
 
     path: Path
     rows: list[dict[str, Any]]
-    positions: list[str]
+    positions: list[tuple[str, int]]
     columns: list[str]
+
+    def where(self, i: int) -> str:
+        """``seeds.jsonl:7`` for a line, ``seeds.csv:row 3`` for a row: for error messages."""
+        kind, n = self.positions[i]
+        return f"{self.path}:{n}" if kind == "line" else f"{self.path}:{kind} {n}"
 
 
 # -- low-level readers -------------------------------------------------------------------------
@@ -116,19 +121,19 @@ def read_rows(path: str | Path) -> LoadedRows:
                 if "train" not in ds:
                     raise DataError(f"{p}: a DatasetDict without a 'train' split ({list(ds)})")
                 ds = ds["train"]
-            positions = [f"row {i + 1}" for i in range(len(ds))]
+            positions = [("row", i + 1) for i in range(len(ds))]
         elif kind in (".jsonl", ".ndjson") or (kind == ".json" and not _looks_like_array(p)):
             lines = _check_jsonl(p)
             if not lines:
                 raise DataError(f"{p}: the file has no rows")
             ds = datasets.load_dataset("json", data_files=str(p), split="train")
-            positions = [f"line {n}" for n in lines]
+            positions = [("line", n) for n in lines]
         elif kind == ".json":
             n = _check_json_array(p)
             if n == 0:
                 raise DataError(f"{p}: the file has no rows")
             ds = datasets.load_dataset("json", data_files=str(p), split="train")
-            positions = [f"item {i + 1}" for i in range(n)]
+            positions = [("item", i + 1) for i in range(n)]
         elif kind in (".csv", ".tsv"):
             delimiter = "\t" if kind == ".tsv" else ","
             if _check_csv(p, delimiter) == 0:
@@ -137,10 +142,10 @@ def read_rows(path: str | Path) -> LoadedRows:
                 "csv", data_files=str(p), split="train", delimiter=delimiter, na_filter=False,
                 skip_blank_lines=True,
             )
-            positions = [f"row {i + 1}" for i in range(len(ds))]
+            positions = [("row", i + 1) for i in range(len(ds))]
         elif kind == ".parquet":
             ds = datasets.load_dataset("parquet", data_files=str(p), split="train")
-            positions = [f"row {i + 1}" for i in range(len(ds))]
+            positions = [("row", i + 1) for i in range(len(ds))]
         else:
             raise DataError(
                 f"{p}: unsupported file type {kind!r} "
@@ -153,7 +158,7 @@ def read_rows(path: str | Path) -> LoadedRows:
         raise DataError(f"{p}: could not be read ({first})") from exc
     rows = ds.to_list()
     if len(rows) != len(positions):  # defensive: fall back to plain row numbers
-        positions = [f"row {i + 1}" for i in range(len(rows))]
+        positions = [("row", i + 1) for i in range(len(rows))]
     return LoadedRows(path=p, rows=rows, positions=positions, columns=list(ds.column_names))
 
 
@@ -186,7 +191,7 @@ def _text(value: Any, loaded: LoadedRows, i: int, column: str, *, required: bool
     if not isinstance(value, str):
         value = str(value)
     if required and not value.strip():
-        raise DataError(f"{loaded.path}:{loaded.positions[i]}: empty text in column {column!r}")
+        raise DataError(f"{loaded.where(i)}: empty text in column {column!r}")
     return value
 
 
@@ -209,8 +214,8 @@ def load_records(
     records: list[Record] = []
     seen: dict[str, str] = {}
     for i, row in enumerate(loaded.rows):
-        pos = loaded.positions[i]
-        source = {"file": str(loaded.path), "position": pos}
+        kind, n = loaded.positions[i]
+        source: dict[str, Any] = {"file": str(loaded.path), kind: n}
         if "id" in row and row["id"] not in (None, ""):
             source["id"] = str(row["id"])
         if task == CLASSIFICATION or not labelled:
@@ -226,7 +231,7 @@ def load_records(
                 _require(loaded, data.label_column, "label")
                 label = _text(row.get(data.label_column), loaded, i, data.label_column, required=False)
                 if not label.strip():
-                    raise DataError(f"{loaded.path}:{pos}: missing label in column {data.label_column!r}")
+                    raise DataError(f"{loaded.where(i)}: missing label in column {data.label_column!r}")
         else:
             _require(loaded, data.instruction_column, "instruction")
             _require(loaded, data.output_column, "output")
@@ -242,9 +247,9 @@ def load_records(
             label = None
         rec = seed_record(task, fields, label, origin=origin, source=source)
         if rec.id in seen:
-            logger.warning("%s:%s: duplicate of %s; kept once", loaded.path, pos, seen[rec.id])
+            logger.warning("%s: duplicate of %s %s; kept once", loaded.where(i), kind, seen[rec.id])
             continue
-        seen[rec.id] = pos
+        seen[rec.id] = str(n)
         records.append(rec)
     return task, records
 
