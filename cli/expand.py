@@ -62,8 +62,15 @@ def _summary(result) -> str:
     rows = [("method", "generated", "kept", "rejected", "top drop reasons")]
     for name, c in counts["per_method"].items():
         top = sorted(reasons_by_method.get(name, {}).items(), key=lambda kv: -kv[1])[:2]
-        rows.append((name, str(c["generated"]), str(c["kept"]), str(c["rejected"]),
-                     ", ".join(f"{k} {v}" for k, v in top)))
+        rows.append(
+            (
+                name,
+                str(c["generated"]),
+                str(c["kept"]),
+                str(c["rejected"]),
+                ", ".join(f"{k} {v}" for k, v in top),
+            )
+        )
     rows.append(("total", str(counts["candidates"]), str(counts["kept"]), str(counts["rejected"]), ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
@@ -85,14 +92,33 @@ def _summary(result) -> str:
 @click.command("expand")
 @click.argument("seeds", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Output folder.")
-@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), envvar="AUGMENT_CONFIG",
-              help="YAML config file; flags override it.")
-@click.option("--unlabeled", "--pool", "pool", type=click.Path(path_type=Path),
-              help="Unlabelled in-domain texts (same text column), kept beside the seeds.")
-@click.option("--task", type=click.Choice(["auto", "classification", "instruction"]), default=None,
-              help="Row kind [default: auto, from the columns].")
-@click.option("--methods", default=None, help="Comma-separated: swap,delete,insert,synonym,spelling,keyboard "
-              "[default: those that suit the language].")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="AUGMENT_CONFIG",
+    help="YAML config file; flags override it.",
+)
+@click.option(
+    "--unlabeled",
+    "--pool",
+    "pool",
+    type=click.Path(path_type=Path),
+    help="Unlabelled in-domain texts (same text column), kept beside the seeds.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classification", "instruction"]),
+    default=None,
+    help="Row kind [default: auto, from the columns].",
+)
+@click.option(
+    "--methods",
+    default=None,
+    help="Comma-separated: swap,delete,insert,synonym,spelling,keyboard "
+    "[default: those that suit the language].",
+)
 @click.option("--n-per-seed", type=int, default=None, help="Candidates per seed per method [2].")
 @click.option("--aug-p", type=float, default=None, help="Fraction of words changed [0.15].")
 @click.option("--language", default=None, help="zh, en, ... [default: auto, from the data].")
@@ -104,14 +130,22 @@ def _summary(result) -> str:
 @click.option("--input-column", default=None, help="[input]")
 @click.option("--output-column", default=None, help="[output]")
 @click.option("--augment-fields", default=None, help="Fields to rewrite, comma-separated.")
-@click.option("--min-similarity", type=float, default=None, help="Calibrated similarity to parent, lower bound.")
-@click.option("--max-similarity", type=float, default=None, help="Calibrated similarity to parent, upper bound.")
-@click.option("--near-duplicate", type=float, default=None, help="Calibrated similarity that counts as a duplicate.")
+@click.option(
+    "--min-similarity", type=float, default=None, help="Calibrated similarity to parent, lower bound."
+)
+@click.option(
+    "--max-similarity", type=float, default=None, help="Calibrated similarity to parent, upper bound."
+)
+@click.option(
+    "--near-duplicate", type=float, default=None, help="Calibrated similarity that counts as a duplicate."
+)
 @click.option("--seed", type=int, default=None, help="Random seed [13].")
 @click.option("--batch-size", type=int, default=None, help="Seeds per generation batch [32].")
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-@click.option("--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches.")
+@click.option(
+    "--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches."
+)
 def expand_command(seeds, out, config_file, pool, dump_config, overwrite, resume, **flags) -> None:
     """Expand the labelled rows in SEEDS into a larger, filtered set in OUT.
 

@@ -55,11 +55,17 @@ class DedupFilter:
             score = round(max(s_seed, s_cand), 4)
             if s_seed >= self.near_duplicate:
                 sid = ctx.seeds[best_seed].id
-                out.append(Verdict(False, score, "near_seed", f"{s_seed:.3f} >= {self.near_duplicate} to seed {sid}"))
+                out.append(
+                    Verdict(False, score, "near_seed", f"{s_seed:.3f} >= {self.near_duplicate} to seed {sid}")
+                )
             elif s_cand >= self.near_duplicate:
                 out.append(
-                    Verdict(False, score, "near_candidate",
-                            f"{s_cand:.3f} >= {self.near_duplicate} to {kept_ids[best_cand]}")
+                    Verdict(
+                        False,
+                        score,
+                        "near_candidate",
+                        f"{s_cand:.3f} >= {self.near_duplicate} to {kept_ids[best_cand]}",
+                    )
                 )
             else:
                 kept_keys[key] = cand.id

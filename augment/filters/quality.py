@@ -24,7 +24,9 @@ class QualityFilter:
             parent_text = parent.fields.get(ctx.field, "") if parent else ""
             ratio = round(len(text) / max(len(parent_text), 1), 4)
             if len(text.strip()) < self.min_chars:
-                out.append(Verdict(False, ratio, "too_short", f"{len(text.strip())} < {self.min_chars} chars"))
+                out.append(
+                    Verdict(False, ratio, "too_short", f"{len(text.strip())} < {self.min_chars} chars")
+                )
             elif parent is not None and normalise(text) == normalise(parent_text):
                 out.append(
                     Verdict(False, ratio, "same_as_parent", "differs only in case, spacing or punctuation")

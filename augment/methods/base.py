@@ -51,9 +51,7 @@ def build_method(name: str, params: dict[str, Any]) -> Method:
 
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(
-            f"unknown method {name!r}{hint}; available: {', '.join(available_methods())}"
-        )
+        raise ConfigError(f"unknown method {name!r}{hint}; available: {', '.join(available_methods())}")
     return _REGISTRY[name](name, params)
 
 

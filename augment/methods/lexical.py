@@ -184,7 +184,8 @@ class LexicalMethod:
                 elif normalise(text) == normalise(original):
                     cand = cand.rejected(
                         Rejection(
-                            "generate", "unchanged",
+                            "generate",
+                            "unchanged",
                             f"no word changed in {ATTEMPTS} attempts (text too short or nothing to edit)",
                         )
                     )
