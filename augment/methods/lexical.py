@@ -35,7 +35,8 @@ ENGLISH_STOPWORDS = frozenset(
 
 ATTEMPTS = 3  # tries per candidate before it is rejected as unchanged
 TOP_SENSES = 2  # synonyms come from a word's most frequent senses only
-ENGLISH_ONLY = {"synonym", "spelling"}
+ENGLISH_ONLY = {"synonym"}
+PINYIN_MODES = {"spelling": "homophone", "keyboard": "near"}  # Chinese typing noise
 LEXICAL_METHODS = ("swap", "delete", "insert", "synonym", "spelling", "keyboard")
 
 
@@ -43,11 +44,14 @@ def default_methods(language: str) -> list[str]:
     """Methods that suit a language out of the box."""
     from ..wordnet import wordnet_available
 
-    if language.split("-")[0].lower() == "en":
+    lang = language.split("-")[0].lower()
+    if lang == "en":
         names = ["swap", "delete", "insert", "spelling"]
         if wordnet_available():
             names.insert(3, "synonym")
         return names
+    if lang == "zh":
+        return ["swap", "delete", "insert", "spelling"]
     return ["swap", "delete", "insert"]
 
 
@@ -84,6 +88,8 @@ class LexicalMethod:
     def params(self) -> dict[str, Any]:
         p: dict[str, Any] = {"aug_p": self.aug_p, "aug_min": self.aug_min, "aug_max": self.aug_max}
         p["tokenizer"] = "words+punctuation" if uses_spaces(self._language) else "jieba"
+        if self.name in PINYIN_MODES and self._language.split("-")[0].lower() == "zh":
+            p["typo_model"] = PINYIN_MODES[self.name]
         if self.name == "insert":
             p["donor"] = "wordnet-synonym" if self._synonyms is not None else "label-vocabulary"
         return p
@@ -96,7 +102,7 @@ class LexicalMethod:
         if self.name in ENGLISH_ONLY and not english:
             raise ConfigError(
                 f"method {self.name!r} has English resources only (language is {language!r}); "
-                "for this language use swap, delete, insert or keyboard"
+                "for this language use swap, delete, insert, spelling or keyboard"
             )
         import nlpaug.augmenter.char as nac
         import nlpaug.augmenter.word as naw
@@ -110,7 +116,18 @@ class LexicalMethod:
         }
         words["tokenizer"] = tokenizer_for(language)
         words["reverse_tokenizer"] = detokenizer_for(language)
-        if self.name == "swap":
+        chinese = language.split("-")[0].lower() == "zh"
+        if chinese and self.name in PINYIN_MODES:
+            from importlib.metadata import version
+
+            from .pinyin import PinyinTypoAug
+
+            self._aug = PinyinTypoAug(
+                PINYIN_MODES[self.name], self.aug_p, self.aug_min, self.aug_max, tokenizer_for(language)
+            )
+            self.backend = f"augment-engine pinyin (pypinyin {version('pypinyin')})"
+            self.model = "pinyin " + PINYIN_MODES[self.name] + " typos over jieba's 4000 commonest characters"
+        elif self.name == "swap":
             self._aug = _word_swap_class()(**words)
         elif self.name == "delete":
             self._aug = naw.RandomWordAug(action="delete", **words)
