@@ -9,7 +9,8 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
 from .record import TASK_FIELDS
@@ -160,6 +161,20 @@ def _check_type(hint: Any, value: Any, where: str) -> Any:
         return float(value)
     if hint is str and not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, got {value!r}")
+    args = get_args(hint)
+    if value is None and type(None) in args:
+        return value
+    origin = get_origin(hint) if get_origin(hint) not in (Union, UnionType) else None
+    if origin is None and args:  # X | None: check against X
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _check_type(inner[0], value, where)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ConfigError(f"{where} must be a mapping of name -> {{param: value}}, got {value!r}")
     return value
 
 

@@ -60,10 +60,11 @@ def _jieba():
 
 # A word keeps its inner apostrophes, hyphens, slashes and dots ("won't", "x-ray", "c/o", "150/95");
 # any other punctuation is a token of its own.
-_WORD = re.compile(r"\w+(?:['’\-/.]\w+)*|[^\w\s]", re.UNICODE)
+_WORD = re.compile(r"[$£€¥#@]?\w+(?:['’\-/.]\w+)*|[^\w\s]+", re.UNICODE)
 _NO_SPACE_BEFORE = re.compile(r" ([,.;:!?%)\]}])")
 _NO_SPACE_AFTER = re.compile(r"([(\[{]) ")
-_QUOTED = re.compile(r'" ([^"]*?) ?"')
+_DOUBLE_QUOTED = re.compile(r'" ([^"]*?) ?"')
+_SINGLE_QUOTED = re.compile(r"(?<!\w)' ([^']*?) ?'")
 
 
 def _space_tokenize(text: str) -> list[str]:
@@ -73,7 +74,8 @@ def _space_tokenize(text: str) -> list[str]:
 def _space_detokenize(tokens: Sequence[str]) -> str:
     text = " ".join(t for t in tokens if t)
     text = _NO_SPACE_AFTER.sub(r"\1", _NO_SPACE_BEFORE.sub(r"\1", text))
-    return _QUOTED.sub(r'"\1"', text)
+    text = _DOUBLE_QUOTED.sub(r'"\1"', text)
+    return _SINGLE_QUOTED.sub(r"'\1'", text)
 
 
 def tokenizer_for(language: str) -> Callable[[str], list[str]]:

@@ -86,6 +86,8 @@ def package_versions() -> dict[str, str | None]:
 def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
     """Refuse to touch an existing output folder unless asked; raise before any work is done."""
     if not out.exists():
+        if resume:
+            raise ConfigError(f"{out}: nothing to resume (no such folder)")
         return
     if not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
@@ -104,7 +106,11 @@ def _progress(total: int, desc: str):
 
 
 class _WorkDir:
-    """Append-only JSONL checkpoints of finished generation batches."""
+    """Append-only JSONL checkpoints of finished generation batches, reusable per seed id.
+
+    Each line records the seed ids a batch covered and the candidates it made, so a resume reuses
+    exactly the seeds that were finished, whatever the batch size of either run.
+    """
 
     def __init__(self, out: Path, fingerprint: str, resume: bool) -> None:
         self.dir = out / WORK
@@ -116,6 +122,8 @@ class _WorkDir:
                     f"{out}: the unfinished run there used other inputs or settings "
                     "(pass --overwrite to start again)"
                 )
+            for path in self.dir.glob("gen-*.jsonl"):
+                _cut_torn_tail(path)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir.mkdir(parents=True)
@@ -124,28 +132,40 @@ class _WorkDir:
     def _path(self, step: str) -> Path:
         return self.dir / f"gen-{step}.jsonl"
 
-    def done(self, step: str) -> dict[int, list[Record]]:
+    def done(self, step: str) -> dict[str, list[Record]]:
+        """Seed id -> the candidates already generated from it in this step."""
         path = self._path(step)
         if not path.exists():
             return {}
-        batches: dict[int, list[Record]] = {}
+        by_seed: dict[str, list[Record]] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # a line torn by a kill: that batch is redone
-                continue
-            batches[entry["batch"]] = [Record.from_dict(r) for r in entry["records"]]
-        return batches
+            entry = json.loads(line)
+            for sid in entry["seed_ids"]:
+                by_seed.setdefault(sid, [])
+            for row in entry["records"]:
+                rec = Record.from_dict(row)
+                by_seed[rec.parent_ids[0]].append(rec)
+        return by_seed
 
-    def append(self, step: str, batch: int, records: Sequence[Record]) -> None:
-        line = json.dumps({"batch": batch, "records": [r.to_dict() for r in records]}, ensure_ascii=False)
+    def append(self, step: str, seed_ids: Sequence[str], records: Sequence[Record]) -> None:
+        entry = {"seed_ids": list(seed_ids), "records": [r.to_dict() for r in records]}
         with self._path(step).open("a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a last line that a kill left half-written, so new lines start on a line of their own."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        logger.warning("%s: dropping a half-written checkpoint line; that batch is redone", path)
+        with path.open("r+b") as fh:
+            fh.truncate(keep)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -230,14 +250,17 @@ def expand(
             step = f"{method.name}-{f}"
             done = work.done(step)
             with _progress(len(seeds), f"{method.name}:{f}") as bar:
-                for b, batch in enumerate(batches):
-                    if b in done:
-                        recs = done[b]
-                        reused += 1
-                    else:
-                        recs = method.generate(batch, f, config.methods.n_per_seed, config.seed)
-                        work.append(step, b, recs)
-                    candidates.extend(recs)
+                for batch in batches:
+                    todo = [s for s in batch if s.id not in done]
+                    reused += len(batch) - len(todo)
+                    made: dict[str, list[Record]] = {s.id: [] for s in todo}
+                    if todo:
+                        recs = method.generate(todo, f, config.methods.n_per_seed, config.seed)
+                        work.append(step, [s.id for s in todo], recs)
+                        for r in recs:
+                            made[r.parent_ids[0]].append(r)
+                    for s in batch:  # generation order = seed order, resumed or not
+                        candidates.extend(done[s.id] if s.id in done else made[s.id])
                     bar.update(len(batch))
         timings["generate"][method.name] = round(time.perf_counter() - t, 3)
 
@@ -286,7 +309,7 @@ def expand(
             "per_reason": dict(sorted(reasons.items())),
             "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
         },
-        "resume": {"resumed": resume, "batches_reused": reused},
+        "resume": {"resumed": resume, "seeds_reused": reused},
         "timings_s": timings,
         "outputs": {name: str(out / name) for name in OUTPUTS},
     }
