@@ -63,25 +63,44 @@ class MethodsConfig:
             )
 
 
+FILTERS = ("quality", "script", "similarity", "dedup", "label", "novelty", "diversity")
+
+
 @dataclass
 class FilterConfig:
-    """Thresholds of the embedding filters, on the calibrated similarity scale.
+    """The filter chain and its thresholds. Similarities are on the calibrated scale:
 
-    Calibrated similarity = (cosine - b) / (1 - b), where b is the median cosine between unrelated
-    rows of this run's data (seed pairs). 0 means "as alike as two different seeds", 1 means identical,
+    calibrated = (cosine - b) / (1 - b), where b is the median cosine between two different seeds of
+    this run (per field, so per language). 0 means "as alike as two different seeds", 1 identical,
     so the same numbers work for embedders whose raw cosines live on different scales.
     """
 
+    chain: list[str] = field(
+        default_factory=lambda: list(FILTERS), metadata={"help": "filters to run, in this order"}
+    )
+    min_chars: int = field(default=2, metadata={"help": "quality: drop candidates shorter than this"})
+    min_length_ratio: float = field(default=0.3, metadata={"help": "quality: length / parent length, lower"})
+    max_length_ratio: float = field(default=3.0, metadata={"help": "quality: length / parent length, upper"})
     min_similarity: float = field(
-        default=0.6, metadata={"help": "drop candidates less similar than this to their parent"}
+        default=0.6, metadata={"help": "similarity: drop candidates less similar than this to their parent"}
     )
     max_similarity: float = field(
-        default=0.995, metadata={"help": "drop candidates more similar than this to their parent"}
+        default=0.995, metadata={"help": "similarity: drop candidates more similar than this to their parent"}
     )
     near_duplicate: float = field(
-        default=0.985, metadata={"help": "drop candidates this similar to a seed or a kept candidate"}
+        default=0.985, metadata={"help": "dedup: calibrated similarity to a seed or kept candidate"}
     )
-    min_chars: int = field(default=2, metadata={"help": "drop candidates shorter than this"})
+    minhash_threshold: float = field(
+        default=0.8, metadata={"help": "dedup: Jaccard of character (CJK) or word bigrams"}
+    )
+    label_margin: float = field(
+        default=0.1, metadata={"help": "label: P(label) - max P(other) from a seed classifier, at least"}
+    )
+    label_classifier: str = field(default="logreg", metadata={"help": "label: logreg, prototype or knn"})
+    min_novelty: float = field(default=0.0, metadata={"help": "novelty: 1 - max similarity to any seed"})
+    per_class_budget: int | None = field(
+        default=None, metadata={"help": "diversity: keep at most this many per label (k-center greedy)"}
+    )
 
     def __post_init__(self) -> None:
         if not self.min_similarity < self.max_similarity:
@@ -89,6 +108,15 @@ class FilterConfig:
                 "filters.min_similarity must be below filters.max_similarity, got "
                 f"{self.min_similarity} >= {self.max_similarity}"
             )
+        for name in self.chain:
+            if name not in FILTERS:
+                close = difflib.get_close_matches(name, FILTERS, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"filters.chain: unknown filter {name!r}{hint}; known: {', '.join(FILTERS)}"
+                )
+        if self.per_class_budget is not None and self.per_class_budget < 1:
+            raise ConfigError(f"filters.per_class_budget must be >= 1, got {self.per_class_budget}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ removed once they are all in place.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExpandConfig
-from .errors import ConfigError
-from .filters import DedupFilter, FilterContext, QualityFilter, SimilarityBandFilter, seed_baseline
+from .errors import ConfigError, DataError
+from .filters import FilterContext, seed_baseline
 from .io import load_records, write_atomic, write_jsonl_atomic
 from .language import detect_language
-from .record import CLASSIFICATION, INSTRUCTION, Record, Rejection, stable_hash
+from .record import AUGMENTED, CLASSIFICATION, INSTRUCTION, Lineage, Record, Rejection, stable_hash
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,36 @@ def _cut_torn_tail(path: Path) -> None:
             fh.truncate(keep)
 
 
-# -- the run -----------------------------------------------------------------------------------
+# -- the run ---------------------------------------------------------------------------------
+class CachedEmbedder:
+    """Embeds each distinct text once per run (pseudo-labelling and the filters share vectors)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.revision = inner.revision
+        self._cache: dict[str, Any] = {}
+
+    def encode(self, texts: Sequence[str]):
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
+        if not texts:
+            return self.inner.encode([])
+        return np.stack([self._cache[t] for t in texts])
+
+
+def _embedder(config: ExpandConfig, language: str, timings: dict[str, Any]) -> CachedEmbedder:
+    from .embedders import load_embedder, resolve_embedder_spec
+
+    t = time.perf_counter()
+    emb = CachedEmbedder(load_embedder(resolve_embedder_spec(config.embedder, language)))
+    timings["embedder_load"] = round(time.perf_counter() - t, 3)
+    return emb
+
+
 def expand(
     seeds_path: str | Path,
     out_dir: str | Path,
@@ -207,6 +237,8 @@ def expand(
     # 2. build methods (fails on unknown names or unsupported languages before any output exists)
     t = time.perf_counter()
     names = config.methods.names or default_methods(language)
+    if config.methods.names is None and pool and task == CLASSIFICATION:
+        names = [*names, "pseudo_label"]
     methods = []
     for name in names:
         params = {
@@ -216,13 +248,15 @@ def expand(
             **config.methods.params.get(name, {}),
         }
         m = build_method(name, params)
+        if getattr(m, "source", "seeds") == "pool" and not pool:
+            raise ConfigError(f"method {name!r} labels an unlabelled pool: pass one with --unlabeled")
         m.setup(seeds, language)
         methods.append(m)
     timings["setup"] = round(time.perf_counter() - t, 3)
 
-    inputs = {"seeds": {"path": str(seeds_path), "sha256": _sha256(seeds_path), "rows": len(seeds)}}
+    inputs = {"seeds": _input_info(seeds_path, len(seeds))}
     if pool_path is not None:
-        inputs["pool"] = {"path": str(pool_path), "sha256": _sha256(Path(pool_path)), "rows": len(pool)}
+        inputs["pool"] = _input_info(Path(pool_path), len(pool))
     fingerprint = stable_hash(
         __version__,
         config.semantic_dict(),
@@ -239,6 +273,7 @@ def expand(
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
     work = _WorkDir(out, fingerprint, resume)
+    embedder: CachedEmbedder | None = None
     candidates: list[Record] = []
     reused = 0
     timings["generate"] = {}
@@ -249,6 +284,16 @@ def expand(
         for f in fields:
             step = f"{method.name}-{f}"
             done = work.done(step)
+            if getattr(method, "source", "seeds") == "pool":
+                if all(p.id in done for p in pool):
+                    recs = [r for p in pool for r in done[p.id]]
+                    reused += len(pool)
+                else:
+                    embedder = embedder or _embedder(config, language, timings)
+                    recs = method.label_pool(pool, seeds, f, embedder, config.seed)
+                    work.append(step, [p.id for p in pool], recs)
+                candidates.extend(recs)
+                continue
             with _progress(len(seeds), f"{method.name}:{f}") as bar:
                 for batch in batches:
                     todo = [s for s in batch if s.id not in done]
@@ -265,26 +310,11 @@ def expand(
         timings["generate"][method.name] = round(time.perf_counter() - t, 3)
 
     # 4. filter
-    kept, rejected, filter_info = _filter(seeds, candidates, fields, language, config, timings)
+    embedder = embedder or _embedder(config, language, timings)
+    kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
 
     # 5. write
-    t = time.perf_counter()
-    write_jsonl_atomic(out / "augmented.jsonl", [*seeds, *kept])
-    write_jsonl_atomic(out / "rejected.jsonl", rejected)
-    per_method: dict[str, Counter] = {m.name: Counter() for m in methods}
-    for c in candidates:
-        per_method[c.method]["generated"] += 1
-    for c in kept:
-        per_method[c.method]["kept"] += 1
-    for c in rejected:
-        per_method[c.method]["rejected"] += 1
-    reasons = Counter(f"{c.rejection.stage}:{c.rejection.code}" for c in rejected if c.rejection)
-    timings["write"] = round(time.perf_counter() - t, 3)
     manifest = {
-        "engine": {"name": "augment-engine", "version": __version__},
-        "command": sys.argv,
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fingerprint": fingerprint,
         "inputs": inputs,
         "task": task,
@@ -294,65 +324,101 @@ def expand(
             {"name": m.name, "backend": m.backend, "model": m.model, "params": m.params()} for m in methods
         ],
         **filter_info,
+        "counts": {"pool": len(pool)},
+        "resume": {"resumed": resume, "seeds_reused": reused},
+    }
+    result = write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)
+    work.remove()
+    return result
+
+
+def _input_info(path: Path, rows: int) -> dict[str, Any]:
+    return {"path": str(path), "sha256": _sha256(path), "rows": rows}
+
+
+def write_outputs(
+    out: Path,
+    seeds: list[Record],
+    candidates: list[Record],
+    kept: list[Record],
+    rejected: list[Record],
+    config: ExpandConfig,
+    manifest: dict[str, Any],
+    started: datetime,
+    timings: dict[str, Any],
+) -> ExpandResult:
+    """augmented.jsonl (seeds + kept), rejected.jsonl and manifest.json, each written atomically."""
+    from . import __version__
+
+    t = time.perf_counter()
+    write_jsonl_atomic(out / "augmented.jsonl", [*seeds, *kept])
+    write_jsonl_atomic(out / "rejected.jsonl", rejected)
+    per_method: dict[str, Counter] = {}
+    for c in candidates:
+        per_method.setdefault(c.method or "?", Counter())["generated"] += 1
+    for c in kept:
+        per_method.setdefault(c.method or "?", Counter())["kept"] += 1
+    for c in rejected:
+        per_method.setdefault(c.method or "?", Counter())["rejected"] += 1
+    reasons = Counter(f"{c.rejection.stage}:{c.rejection.code}" for c in rejected if c.rejection)
+    timings["write"] = round(time.perf_counter() - t, 3)
+    counts = {
+        "seeds": len(seeds),
+        "pool": 0,
+        "candidates": len(candidates),
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "output_rows": len(seeds) + len(kept),
+        "per_method": {
+            k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")} for k, v in per_method.items()
+        },
+        "per_reason": dict(sorted(reasons.items())),
+        "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
+    }
+    counts.update(manifest.pop("counts", {}))
+    full = {
+        "engine": {"name": "augment-engine", "version": __version__},
+        "command": sys.argv,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **manifest,
         "config": config.to_dict(),
         "versions": package_versions(),
-        "counts": {
-            "seeds": len(seeds),
-            "pool": len(pool),
-            "candidates": len(candidates),
-            "kept": len(kept),
-            "rejected": len(rejected),
-            "output_rows": len(seeds) + len(kept),
-            "per_method": {
-                k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")} for k, v in per_method.items()
-            },
-            "per_reason": dict(sorted(reasons.items())),
-            "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
-        },
-        "resume": {"resumed": resume, "seeds_reused": reused},
+        "counts": counts,
         "timings_s": timings,
         "outputs": {name: str(out / name) for name in OUTPUTS},
     }
-    write_atomic(out / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
-    work.remove()
-    return ExpandResult(out_dir=out, seeds=seeds, kept=kept, rejected=rejected, manifest=manifest)
+    write_atomic(out / "manifest.json", json.dumps(full, ensure_ascii=False, indent=2) + "\n")
+    return ExpandResult(out_dir=out, seeds=seeds, kept=kept, rejected=rejected, manifest=full)
 
 
-def _filter(
+def run_filters(
     seeds: list[Record],
     candidates: list[Record],
     fields: list[str],
     language: str,
     config: ExpandConfig,
+    embedder: Any,
     timings: dict[str, Any],
 ) -> tuple[list[Record], list[Record], dict[str, Any]]:
-    """Run quality -> similarity band -> dedup per field; the first failure is the reason."""
-    from .embedders import load_embedder, resolve_embedder_spec
+    """Run the configured chain per field; the first failure is the candidate's reason."""
+    from .filters import build_chain
 
     fc = config.filters
-    chain = [
-        QualityFilter(min_chars=fc.min_chars),
-        SimilarityBandFilter(fc.min_similarity, fc.max_similarity),
-        DedupFilter(fc.near_duplicate),
-    ]
+    chain = build_chain(fc, language, seed=config.seed)
     rejected = [c for c in candidates if c.rejection is not None]
     alive = [c for c in candidates if c.rejection is None]
-    t = time.perf_counter()
-    spec = resolve_embedder_spec(config.embedder, language)
-    embedder = load_embedder(spec)
-    timings["embedder_load"] = round(time.perf_counter() - t, 3)
-    timings["embed"] = 0.0
-    timings["filter"] = 0.0
+    per_filter: dict[str, float] = {}
+    t_embed = 0.0
     baselines: dict[str, float] = {}
     kept: list[Record] = []
     for f in fields:
         pending = [c for c in alive if c.lineage.params.get("field", fields[0]) == f]
         t = time.perf_counter()
-        seed_texts = [s.fields.get(f, "") for s in seeds]
-        seed_vecs = embedder.encode(seed_texts)
+        seed_vecs = embedder.encode([s.fields.get(f, "") for s in seeds])
         ctx = FilterContext(seeds=seeds, field=f, seed_vectors=seed_vecs)
         ctx.baseline = baselines[f] = round(seed_baseline(seed_vecs, seed=config.seed), 4)
-        timings["embed"] += time.perf_counter() - t
+        t_embed += time.perf_counter() - t
         for flt in chain:
             if not pending:
                 break
@@ -362,10 +428,10 @@ def _filter(
                     t = time.perf_counter()
                     vecs = embedder.encode([c.fields[f] for c in missing])
                     ctx.candidate_vectors.update({c.id: v for c, v in zip(missing, vecs, strict=True)})
-                    timings["embed"] += time.perf_counter() - t
+                    t_embed += time.perf_counter() - t
             t = time.perf_counter()
             verdicts = flt(pending, ctx)
-            timings["filter"] += time.perf_counter() - t
+            per_filter[flt.name] = round(per_filter.get(flt.name, 0.0) + time.perf_counter() - t, 3)
             survivors = []
             for cand, v in zip(pending, verdicts, strict=True):
                 if v.score is not None:
@@ -376,20 +442,84 @@ def _filter(
                     rejected.append(cand.rejected(Rejection(flt.name, v.code, v.detail)))
             pending = survivors
         kept.extend(pending)
-    timings["embed"] = round(timings["embed"], 3)
-    timings["filter"] = round(timings["filter"], 3)
+    timings["embed"] = round(t_embed, 3)
+    timings["filter"] = per_filter
     info = {
-        "embedder": {"spec": spec, "model": embedder.model_id, "revision": embedder.revision},
+        "embedder": {"model": embedder.model_id, "revision": embedder.revision},
         "filters": {
             "order": [flt.name for flt in chain],
-            "thresholds": {
-                "min_chars": fc.min_chars,
-                "min_similarity": fc.min_similarity,
-                "max_similarity": fc.max_similarity,
-                "near_duplicate": fc.near_duplicate,
-            },
+            "thresholds": {k: v for k, v in dataclasses.asdict(fc).items() if k != "chain"},
             "scale": "calibrated: (cosine - baseline) / (1 - baseline)",
             "baseline_cosine": baselines,
         },
     }
     return kept, rejected, info
+
+
+def filter_file(
+    candidates_path: str | Path,
+    reference_path: str | Path,
+    out_dir: str | Path,
+    config: ExpandConfig | None = None,
+    *,
+    overwrite: bool = False,
+) -> ExpandResult:
+    """Run the filter chain on any candidate file against reference seeds (``augment filter``).
+
+    Candidates written by `augment expand` keep their lineage (parents, method, model). Rows from
+    another tool are read like seeds (same columns) and become candidates of method ``external``
+    with no parent; the parent-based checks (length ratio, similarity band) do not apply to them.
+    """
+    from .io import read_rows
+
+    config = config or ExpandConfig()
+    out = Path(out_dir)
+    started = datetime.now(timezone.utc)
+    timings: dict[str, Any] = {}
+    check_out_dir(out, overwrite=overwrite, resume=False)
+    t = time.perf_counter()
+    task, seeds = load_records(reference_path, config.data, task=config.task, labelled=True)
+    loaded = read_rows(candidates_path)
+    if {"task", "origin", "parent_ids"} <= set(loaded.columns):
+        candidates = []
+        for i, row in enumerate(loaded.rows):
+            if row.get("origin") == "seed":
+                continue
+            try:
+                rec = Record.from_dict({k: v for k, v in row.items() if v is not None or k == "label"})
+            except (KeyError, TypeError) as exc:
+                raise DataError(f"{loaded.where(i)}: not an augment-engine row ({exc})") from None
+            candidates.append(dataclasses.replace(rec, rejection=None, scores={}))
+    else:
+        _, rows = load_records(candidates_path, config.data, task=task, labelled=True)
+        candidates = [
+            dataclasses.replace(
+                r,
+                id="x-" + r.id[2:],
+                origin=AUGMENTED,
+                method="external",
+                lineage=Lineage(params={"field": DEFAULT_FIELDS[task][0]}),
+            )
+            for r in rows
+        ]
+    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
+    detected = detect_language([s.fields[fields[0]] for s in seeds])
+    language = detected if config.language == "auto" else config.language
+    timings["load"] = round(time.perf_counter() - t, 3)
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+    embedder = _embedder(config, language, timings)
+    kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
+    manifest = {
+        "inputs": {
+            "reference": _input_info(Path(reference_path), len(seeds)),
+            "candidates": _input_info(Path(candidates_path), len(candidates)),
+        },
+        "task": task,
+        "language": {"used": language, "detected": detected, "configured": config.language},
+        "fields": fields,
+        **filter_info,
+    }
+    return write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)

@@ -80,16 +80,21 @@ class Record:
         lineage: Lineage,
         index: int,
         origin: str = AUGMENTED,
+        label: str | None = None,
     ) -> Record:
-        """A new candidate whose ``field_name`` is ``new_text``; everything else is inherited."""
+        """A new candidate whose ``field_name`` is ``new_text`` (and ``label``, if given); everything
+        else is inherited."""
         new_fields = dict(self.fields)
         new_fields[field_name] = new_text
-        rid = "a-" + stable_hash(self.id, method, lineage.params, lineage.random_seed, index, new_text)
+        new_label = self.label if label is None else label
+        rid = "a-" + stable_hash(
+            self.id, method, lineage.params, lineage.random_seed, index, new_text, new_label
+        )
         return Record(
             id=rid,
             task=self.task,
             fields=new_fields,
-            label=self.label,
+            label=new_label,
             origin=origin,
             method=method,
             parent_ids=(self.id,),

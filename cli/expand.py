@@ -28,8 +28,13 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
     "min_similarity": ("filters", "min_similarity"),
     "max_similarity": ("filters", "max_similarity"),
     "near_duplicate": ("filters", "near_duplicate"),
+    "filters": ("filters", "chain"),
+    "minhash_threshold": ("filters", "minhash_threshold"),
+    "label_margin": ("filters", "label_margin"),
+    "min_novelty": ("filters", "min_novelty"),
+    "per_class_budget": ("filters", "per_class_budget"),
 }
-LIST_FLAGS = {"methods", "augment_fields"}
+LIST_FLAGS = {"methods", "augment_fields", "filters"}
 
 
 def resolve_config(config_file: str | None, flags: dict[str, Any]):
@@ -51,6 +56,53 @@ def resolve_config(config_file: str | None, flags: dict[str, Any]):
     return ExpandConfig.from_dict(merge(data, overrides))
 
 
+def filter_options(fn):
+    """Options shared by `expand` and `filter`: the filter chain and its thresholds."""
+    options = [
+        click.option(
+            "--filters",
+            default=None,
+            help="Filter chain, comma-separated [quality,script,similarity,dedup,label,novelty,diversity].",
+        ),
+        click.option(
+            "--min-similarity",
+            type=float,
+            default=None,
+            help="Calibrated similarity to parent, lower bound [0.6].",
+        ),
+        click.option(
+            "--max-similarity",
+            type=float,
+            default=None,
+            help="Calibrated similarity to parent, upper bound [0.995].",
+        ),
+        click.option(
+            "--near-duplicate",
+            type=float,
+            default=None,
+            help="Calibrated similarity that counts as a duplicate [0.985].",
+        ),
+        click.option(
+            "--minhash-threshold",
+            type=float,
+            default=None,
+            help="Bigram Jaccard that counts as a duplicate [0.8].",
+        ),
+        click.option(
+            "--label-margin", type=float, default=None, help="Seed classifier margin for the label [0.1]."
+        ),
+        click.option(
+            "--min-novelty", type=float, default=None, help="1 - max similarity to any seed, at least [0]."
+        ),
+        click.option(
+            "--per-class-budget", type=int, default=None, help="Keep at most N per label, most diverse first."
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _summary(result) -> str:
     m = result.manifest
     counts = m["counts"]
@@ -59,7 +111,7 @@ def _summary(result) -> str:
         key = f"{rec.rejection.stage}:{rec.rejection.code}"
         d = reasons_by_method.setdefault(rec.method, {})
         d[key] = d.get(key, 0) + 1
-    rows = [("method", "generated", "kept", "rejected", "top drop reasons")]
+    rows = [("method", "candidates", "kept", "rejected", "top drop reasons")]
     for name, c in counts["per_method"].items():
         top = sorted(reasons_by_method.get(name, {}).items(), key=lambda kv: -kv[1])[:2]
         rows.append(
@@ -130,15 +182,7 @@ def _summary(result) -> str:
 @click.option("--input-column", default=None, help="[input]")
 @click.option("--output-column", default=None, help="[output]")
 @click.option("--augment-fields", default=None, help="Fields to rewrite, comma-separated.")
-@click.option(
-    "--min-similarity", type=float, default=None, help="Calibrated similarity to parent, lower bound."
-)
-@click.option(
-    "--max-similarity", type=float, default=None, help="Calibrated similarity to parent, upper bound."
-)
-@click.option(
-    "--near-duplicate", type=float, default=None, help="Calibrated similarity that counts as a duplicate."
-)
+@filter_options
 @click.option("--seed", type=int, default=None, help="Random seed [13].")
 @click.option("--batch-size", type=int, default=None, help="Seeds per generation batch [32].")
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit.")

@@ -7,6 +7,7 @@ import logging
 import click
 
 from .expand import expand_command
+from .filter import filter_command
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -27,6 +28,7 @@ def cli(verbose: int, quiet: bool) -> None:
 
 
 cli.add_command(expand_command)
+cli.add_command(filter_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

