@@ -130,7 +130,11 @@ def zh_run(tmp_path_factory) -> Run:
 
 @pytest.fixture(scope="session")
 def en_run(tmp_path_factory) -> Run:
-    return _cli_run(tmp_path_factory, "en_run", [EN_CLINIC / "seeds.jsonl", "--n-per-seed", "1"])
+    return _cli_run(
+        tmp_path_factory,
+        "en_run",
+        [EN_CLINIC / "seeds.jsonl", "--unlabeled", EN_CLINIC / "unlabeled.jsonl", "--n-per-seed", "1"],
+    )
 
 
 @pytest.fixture(scope="session")

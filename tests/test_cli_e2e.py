@@ -180,29 +180,31 @@ def test_default_methods_per_language(zh_run, en_run):
 
     zh = [x["name"] for x in zh_run.manifest["methods"]]
     en = [x["name"] for x in en_run.manifest["methods"]]
-    # the zh run has an unlabelled pool, so pseudo-labelling joins the defaults
-    assert zh == [*default_methods("zh"), "pseudo_label"] and en == default_methods("en")
+    # both runs have an unlabelled pool, so pseudo-labelling joins the defaults
+    assert zh == [*default_methods("zh"), "pseudo_label"] and en == [*default_methods("en"), "pseudo_label"]
     assert {"swap", "delete", "insert"} <= set(zh) and "synonym" not in zh
     assert {"swap", "delete", "insert", "synonym"} <= set(en)  # WordNet is available here
 
 
-def test_zh_pool_is_read_and_counted(zh_run, en_run):
-    pool = zh_run.manifest["inputs"]["pool"]
-    assert pool["rows"] == 300 and zh_run.manifest["counts"]["pool"] == 300
-    assert pool["sha256"] == hashlib.sha256((ZH_BANK / "unlabeled.jsonl").read_bytes()).hexdigest()
-    assert "pool" not in en_run.manifest["inputs"] and en_run.manifest["counts"]["pool"] == 0
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_pool_is_pseudo_labelled(lang, request):
+    run = request.getfixturevalue(f"{lang}_run")
+    folder = RUNS[lang][0]
+    pool = run.manifest["inputs"]["pool"]
+    assert pool["rows"] == 300 and run.manifest["counts"]["pool"] == 300
+    assert pool["sha256"] == hashlib.sha256((folder / "unlabeled.jsonl").read_bytes()).hexdigest()
     # pool rows enter the training set only as confident, agreed pseudo-labels, within the quota
-    assert all(row["label"] for row in zh_run.augmented)
-    pseudo = [row for row in zh_run.augmented if row["origin"] == "pseudo-labelled"]
+    assert all(row["label"] for row in run.augmented)
+    pseudo = [row for row in run.augmented if row["origin"] == "pseudo-labelled"]
     assert pseudo and len(pseudo) < 300
-    meth = next(m for m in zh_run.manifest["methods"] if m["name"] == "pseudo_label")["params"]
+    meth = next(m for m in run.manifest["methods"] if m["name"] == "pseudo_label")["params"]
     per_round = Counter((row["label"], row["params"]["round"]) for row in pseudo)
     assert max(per_round.values()) <= meth["per_class"]
     for row in pseudo:
         assert row["method"] == "pseudo_label" and row["parent_ids"][0].startswith("p-")
         assert row["params"]["confidence"] >= meth["threshold"] and row["params"]["votes"] >= meth["agree"]
         assert row["params"]["round"] in range(1, meth["rounds"] + 1)
-    pool_ids = {row["parent_ids"][0] for row in zh_run.rejected if row["method"] == "pseudo_label"}
+    pool_ids = {row["parent_ids"][0] for row in run.rejected if row["method"] == "pseudo_label"}
     assert len(pool_ids | {row["parent_ids"][0] for row in pseudo}) == 300  # every pool row accounted for
 
 
