@@ -13,6 +13,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
+from .generators import GeneratorConfig
 from .record import TASK_FIELDS
 
 TASKS = ("auto", *TASK_FIELDS)
@@ -134,6 +135,7 @@ class ExpandConfig:
     data: DataConfig = field(default_factory=DataConfig)
     methods: MethodsConfig = field(default_factory=MethodsConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -153,6 +155,8 @@ class ExpandConfig:
         """The config minus knobs that cannot change the output (used for resume fingerprints)."""
         d = self.to_dict()
         d.pop("batch_size", None)
+        for knob in ("max_tokens_total", "concurrency", "timeout", "max_retries", "cache"):
+            d["generator"].pop(knob, None)  # a resume may raise the budget or change throughput knobs
         return d
 
 

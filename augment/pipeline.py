@@ -248,6 +248,8 @@ def expand(
             **config.methods.params.get(name, {}),
         }
         m = build_method(name, params)
+        if hasattr(m, "configure"):  # LLM methods: which generator, and the response cache
+            m.configure(config.generator, _response_cache(config))
         if getattr(m, "source", "seeds") == "pool" and not pool:
             raise ConfigError(f"method {name!r} labels an unlabelled pool: pass one with --unlabeled")
         m.setup(seeds, language)
@@ -298,14 +300,15 @@ def expand(
                 for batch in batches:
                     todo = [s for s in batch if s.id not in done]
                     reused += len(batch) - len(todo)
-                    made: dict[str, list[Record]] = {s.id: [] for s in todo}
-                    if todo:
+                    made: dict[str, list[Record]] = {}
+                    if todo and not getattr(method, "exhausted", False):
                         recs = method.generate(todo, f, config.methods.n_per_seed, config.seed)
-                        work.append(step, [s.id for s in todo], recs)
                         for r in recs:
-                            made[r.parent_ids[0]].append(r)
+                            made.setdefault(r.parent_ids[0], []).append(r)
+                        # a seed is done when it produced rows; a budget stop leaves the rest for --resume
+                        work.append(step, [s.id for s in todo if s.id in made], recs)
                     for s in batch:  # generation order = seed order, resumed or not
-                        candidates.extend(done[s.id] if s.id in done else made[s.id])
+                        candidates.extend(done.get(s.id) or made.get(s.id, []))
                     bar.update(len(batch))
         timings["generate"][method.name] = round(time.perf_counter() - t, 3)
 
@@ -326,10 +329,64 @@ def expand(
         **filter_info,
         "counts": {"pool": len(pool)},
         "resume": {"resumed": resume, "seeds_reused": reused},
+        "generation": _generation_stats(methods),
     }
     result = write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)
     work.remove()
     return result
+
+
+def _response_cache(config: ExpandConfig):
+    from .generators import ResponseCache
+    from .wordnet import cache_dir
+
+    return ResponseCache(cache_dir() / "responses.sqlite") if config.generator.cache else None
+
+
+def _generation_stats(methods: Sequence[Any]) -> dict[str, Any]:
+    """LLM calls, cache hits, tokens and whether the token budget stopped generation."""
+    stats: dict[str, Any] = {}
+    for m in methods:
+        gen = getattr(m, "generator", None)
+        if gen is None:
+            continue
+        stats[m.name] = {
+            "backend": gen.backend,
+            "model": gen.model_id,
+            "calls": gen.calls,
+            "cache_hits": gen.hits,
+            "prompt_tokens": gen.prompt_tokens,
+            "completion_tokens": gen.completion_tokens,
+            "budget_exhausted": bool(getattr(m, "exhausted", False)),
+        }
+    return stats
+
+
+def plan(
+    seeds_path: str | Path, config: ExpandConfig, *, pool_path: str | Path | None = None
+) -> dict[str, Any]:
+    """What a run would do, without loading any model: per method, the LLM calls and token estimates."""
+    from .methods import build_method
+    from .methods.lexical import default_methods
+
+    task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
+    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
+    language = (
+        detect_language([s.fields[fields[0]] for s in seeds])
+        if config.language == "auto"
+        else config.language
+    )
+    names = config.methods.names or default_methods(language)
+    rows = []
+    for name in names:
+        m = build_method(name, config.methods.params.get(name, {}))
+        entry: dict[str, Any] = {"method": name, "seeds": len(seeds)}
+        if hasattr(m, "plan"):
+            m.configure(config.generator, None)
+            m.setup(seeds, language)
+            entry.update(m.plan(seeds, fields[0], config.methods.n_per_seed))
+        rows.append(entry)
+    return {"task": task, "language": language, "methods": rows, "generator": config.generator.backend}
 
 
 def _input_info(path: Path, rows: int) -> dict[str, Any]:

@@ -101,6 +101,12 @@ class Record:
             lineage=lineage,
         )
 
+    @property
+    def rewrites_parent(self) -> bool:
+        """True when the row is a rewrite of its parent (paraphrase, typo, ...); False when the parents
+        were only demonstrations in a prompt (self-instruct), so parent-based checks do not apply."""
+        return self.lineage.params.get("relation", "rewrite") == "rewrite"
+
     def with_scores(self, **scores: float) -> Record:
         return replace(self, scores={**self.scores, **scores})
 

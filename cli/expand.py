@@ -33,6 +33,14 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
     "label_margin": ("filters", "label_margin"),
     "min_novelty": ("filters", "min_novelty"),
     "per_class_budget": ("filters", "per_class_budget"),
+    "backend": ("generator", "backend"),
+    "model": ("generator", "model"),
+    "base_url": ("generator", "base_url"),
+    "api_key_env": ("generator", "api_key_env"),
+    "endpoint": ("generator", "endpoint"),
+    "max_new_tokens": ("generator", "max_new_tokens"),
+    "temperature": ("generator", "temperature"),
+    "max_tokens_total": ("generator", "max_tokens_total"),
 }
 LIST_FLAGS = {"methods", "augment_fields", "filters"}
 
@@ -139,6 +147,85 @@ def filter_options(fn):
     return _apply(fn, options)
 
 
+def generator_options(fn):
+    """Options of the LLM behind self_instruct (and, later, LLM paraphrase / translation)."""
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--backend",
+                type=click.Choice(["auto", "llama.cpp", "transformers", "openai"]),
+                default=None,
+                help="LLM backend [auto: llama.cpp on the embedded default model].",
+            ),
+            click.option(
+                "--model",
+                default=None,
+                help="GGUF path (llama.cpp), hub id or path (transformers), or served model name (openai).",
+            ),
+            click.option(
+                "--base-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."
+            ),
+            click.option(
+                "--api-key-env",
+                default=None,
+                help="Environment variable holding the API key [OPENAI_API_KEY].",
+            ),
+            click.option(
+                "--endpoint",
+                type=click.Choice(["auto", "chat", "completions"]),
+                default=None,
+                help="openai: /chat/completions or /completions [auto].",
+            ),
+            click.option("--max-new-tokens", type=int, default=None, help="Tokens per completion [160]."),
+            click.option("--temperature", type=float, default=None, help="Sampling temperature [0.8]."),
+            click.option(
+                "--max-tokens-total",
+                type=int,
+                default=None,
+                help="Token budget: generation stops cleanly when it is spent.",
+            ),
+            click.option(
+                "--no-cache",
+                "no_cache",
+                is_flag=True,
+                default=None,
+                help="Do not reuse cached LLM responses.",
+            ),
+        ],
+    )
+
+
+def _plan_table(p: dict) -> str:
+    from augment.generators import SPEEDS
+
+    rows = [
+        ("method", "seeds", "LLM calls", "prompt tokens (est.)", "completion tokens (max)", "time (est.)")
+    ]
+    speed = SPEEDS.get((p["generator"], "zh" if p["language"].startswith("zh") else "en"))
+    for m in p["methods"]:
+        if "calls" not in m:
+            rows.append((m["method"], str(m["seeds"]), "0", "-", "-", "seconds"))
+            continue
+        t = (
+            "unknown (served)"
+            if speed is None
+            else f"~{(m['completion_tokens_max'] + m['prompt_tokens'] / 8) / speed / 60:.1f} min"
+        )
+        rows.append(
+            (
+                m["method"],
+                str(m["seeds"]),
+                str(m["calls"]),
+                str(m["prompt_tokens"]),
+                str(m["completion_tokens_max"]),
+                t,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
 def _summary(result) -> str:
     m = result.manifest
     counts = m["counts"]
@@ -199,14 +286,18 @@ def _summary(result) -> str:
 @click.option("--text-pair-column", default=None, help="Optional second text column.")
 @click.option("--augment-fields", default=None, help="Fields to rewrite, comma-separated.")
 @filter_options
+@generator_options
 @click.option("--seed", type=int, default=None, help="Random seed [13].")
 @click.option("--batch-size", type=int, default=None, help="Seeds per generation batch [32].")
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+@click.option("--dry-run", is_flag=True, help="Print the LLM calls and a token / time estimate, then exit.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 @click.option(
     "--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches."
 )
-def expand_command(seeds, out, config_file, pool, dump_config, overwrite, resume, **flags) -> None:
+def expand_command(
+    seeds, out, config_file, pool, dump_config, dry_run, overwrite, resume, no_cache, **flags
+) -> None:
     """Expand the labelled rows in SEEDS into a larger, filtered set in OUT.
 
     SEEDS is a .jsonl, .json, .csv, .tsv or .parquet file, or a folder written by
@@ -218,11 +309,18 @@ def expand_command(seeds, out, config_file, pool, dump_config, overwrite, resume
 
     try:
         config = resolve_config(config_file, flags)
+        if no_cache:
+            config.generator.cache = False
         if dump_config:
             click.echo(dump_yaml(config), nl=False)
             return
         if seeds is None:
             raise click.UsageError("missing argument SEEDS")
+        if dry_run:
+            from augment.pipeline import plan
+
+            click.echo(_plan_table(plan(seeds, config, pool_path=pool)))
+            return
         if out is None:
             raise click.UsageError("missing option -o/--out")
         from augment.pipeline import expand

@@ -37,6 +37,9 @@ class FilterContext:
         return (cosine - self.baseline) / (1.0 - self.baseline)
 
     def parent_of(self, cand: Record) -> Record | None:
+        """The seed this candidate rewrites; None for pool rows and for demo-inspired generations."""
+        if not cand.rewrites_parent:
+            return None
         for pid in cand.parent_ids:
             if pid in self.seed_index:
                 return self.seeds[self.seed_index[pid]]

@@ -114,7 +114,7 @@ class DedupFilter:
                     if (kind, j) in seen:
                         continue
                     seen.add((kind, j))
-                    if kind == "seed" and cand.parent_ids and ctx.seeds[j].id in cand.parent_ids:
+                    if kind == "seed" and cand.rewrites_parent and ctx.seeds[j].id in cand.parent_ids:
                         continue
                     other = sh_seed[j] if kind == "seed" else sh_cand[j]
                     jac = jaccard(sh_cand[i], other)

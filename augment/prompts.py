@@ -1,0 +1,164 @@
+"""Prompt templates for LLM generation, in the data's language, as Jinja templates.
+
+Chat templates are for instruction-tuned models; completion templates (a numbered list the base
+model continues) are for base models such as the embedded Gemma-3-270m. Override any of them with
+``methods.params.<method>.template`` (a file path or the template text itself).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+TEMPLATES: dict[tuple[str, str, str], str] = {
+    (
+        "classify",
+        "chat",
+        "en",
+    ): """You write realistic examples for a text classifier{% if domain %} ({{ domain }}){% endif %}.
+Label: "{{ label }}"
+Examples with this label:
+{% for d in demos %}- {{ d }}
+{% endfor %}{% if contrasts %}Examples with OTHER labels, not to imitate:
+{% for c in contrasts %}- [{{ c.label }}] {{ c.text }}
+{% endfor %}{% endif %}
+Write {{ n }} new, varied examples with the label "{{ label }}", different from the ones above. Output a numbered list, one example per line, and nothing else.""",
+    (
+        "classify",
+        "chat",
+        "zh",
+    ): """你负责为文本分类器编写真实的训练样本{% if domain %}（{{ domain }}）{% endif %}。
+类别：「{{ label }}」
+这个类别的例子：
+{% for d in demos %}- {{ d }}
+{% endfor %}{% if contrasts %}其他类别的例子（不要模仿）：
+{% for c in contrasts %}- [{{ c.label }}] {{ c.text }}
+{% endfor %}{% endif %}
+请写出 {{ n }} 条新的、互不相同的「{{ label }}」类别的例子，不要重复上面的例子。用编号列表输出，每行一条，不要输出其他内容。""",
+    (
+        "classify",
+        "completion",
+        "en",
+    ): """Real messages{% if domain %} ({{ domain }}){% endif %} with the label "{{ label }}", one per line:
+{% for d in demos %}{{ loop.index }}. {{ d }}
+{% endfor %}{{ demos|length + 1 }}.""",
+    (
+        "classify",
+        "completion",
+        "zh",
+    ): """以下是{% if domain %}{{ domain }}中{% endif %}属于「{{ label }}」类别的真实用户消息，每行一条：
+{% for d in demos %}{{ loop.index }}. {{ d }}
+{% endfor %}{{ demos|length + 1 }}.""",
+    (
+        "instructions",
+        "chat",
+        "en",
+    ): """Here are example task instructions{% if domain %} ({{ domain }}){% endif %}:
+{% for d in demos %}{{ loop.index }}. {{ d }}
+{% endfor %}
+Propose {{ n }} new, different task instructions of the same kind. Output a numbered list, one instruction per line. Do not answer them.""",
+    ("instructions", "chat", "zh"): """下面是一些任务指令的例子{% if domain %}（{{ domain }}）{% endif %}：
+{% for d in demos %}{{ loop.index }}. {{ d }}
+{% endfor %}
+请提出 {{ n }} 条新的、不同的同类任务指令。用编号列表输出，每行一条指令，不要回答这些指令。""",
+    ("instructions", "completion", "en"): """Task instructions{% if domain %} ({{ domain }}){% endif %}:
+{% for d in demos %}{{ loop.index }}. {{ d }}
+{% endfor %}{{ demos|length + 1 }}.""",
+    ("instructions", "completion", "zh"): """任务指令{% if domain %}（{{ domain }}）{% endif %}：
+{% for d in demos %}{{ loop.index }}. {{ d }}
+{% endfor %}{{ demos|length + 1 }}.""",
+    ("answer", "chat", "en"): """{{ instruction }}{% if input %}
+
+{{ input }}{% endif %}""",
+    ("answer", "chat", "zh"): """{{ instruction }}{% if input %}
+
+{{ input }}{% endif %}""",
+    ("answer", "completion", "en"): """{% for d in demos %}Instruction: {{ d.instruction }}
+Answer: {{ d.output }}
+
+{% endfor %}Instruction: {{ instruction }}
+Answer:""",
+    ("answer", "completion", "zh"): """{% for d in demos %}指令：{{ d.instruction }}
+回答：{{ d.output }}
+
+{% endfor %}指令：{{ instruction }}
+回答：""",
+}
+STOPS = {"completion": ("\n\n",), "chat": ()}
+ANSWER_STOPS = {"completion": ("\n\n", "\n指令", "\nInstruction"), "chat": ()}
+
+
+def prompt_language(language: str) -> str:
+    return "zh" if language.split("-")[0].lower() == "zh" else "en"
+
+
+@lru_cache(maxsize=32)
+def _compile(text: str):
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False).from_string(text)
+
+
+def render(kind: str, mode: str, language: str, override: str | None = None, **values) -> str:
+    """Render the template for (kind, chat|completion, language), or an override (path or text)."""
+    if override:
+        path = Path(override)
+        text = path.read_text(encoding="utf-8") if len(override) < 256 and path.is_file() else override
+    else:
+        text = TEMPLATES[(kind, mode, prompt_language(language))]
+    return _compile(text).render(**values)
+
+
+_NUMBERED = re.compile(r"^\s*(?:\d{1,3}|[一二三四五六七八九十]{1,3})\s*[.)、．:：]\s*(.+?)\s*$")
+_BULLET = re.compile(r"^\s*[-*•·]\s+(.+?)\s*$")
+_LABEL_PREFIX = re.compile(r"^\[[^\]]{1,40}\]\s*")
+_QUOTES = "\"'“”‘’「」『』"
+
+
+def _clean(item: str) -> str:
+    item = _LABEL_PREFIX.sub("", item.strip())
+    if len(item) >= 2 and item[0] in _QUOTES and item[-1] in _QUOTES:
+        item = item[1:-1].strip()
+    return item
+
+
+def parse_items(raw: str, key: str = "text") -> list[str]:
+    """Items from an LLM's list output: JSON lines / a JSON array, a numbered list (1. 1) 1、 一、),
+    or a bulleted list; plain lines only when the whole output is plain lines. Empty on failure."""
+    import json
+
+    text = raw.strip()
+    if not text:
+        return []
+    items: list[str] = []
+    if text.startswith("["):
+        try:
+            arr = json.loads(text)
+            items = [str(x.get(key, "")) if isinstance(x, dict) else str(x) for x in arr]
+        except (json.JSONDecodeError, AttributeError):
+            items = []
+    if not items:
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    obj = json.loads(line)
+                    if isinstance(obj, dict) and obj.get(key):
+                        items.append(str(obj[key]))
+                except json.JSONDecodeError:
+                    pass
+    if not items:
+        items = [m.group(1) for line in text.splitlines() if (m := _NUMBERED.match(line))]
+    if not items:
+        items = [m.group(1) for line in text.splitlines() if (m := _BULLET.match(line))]
+    if not items:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if len(lines) >= 2 and not any(ln.endswith((":", "：")) for ln in lines):
+            items = lines
+    out, seen = [], set()
+    for item in (_clean(i) for i in items):
+        if len(item) >= 2 and item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
