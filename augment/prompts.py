@@ -117,7 +117,7 @@ _QUOTES = "\"'“”‘’「」『』"
 
 
 def _clean(item: str) -> str:
-    item = _LABEL_PREFIX.sub("", item.strip())
+    item = _LABEL_PREFIX.sub("", item.strip().replace("**", "").replace("__", ""))
     if len(item) >= 2 and item[0] in _QUOTES and item[-1] in _QUOTES:
         item = item[1:-1].strip()
     return item

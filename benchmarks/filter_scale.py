@@ -30,7 +30,11 @@ def make(n: int, rng: np.random.Generator):
     seed_labels = np.arange(n_seeds) % n_labels
     seed_vecs = centers[seed_labels] + 0.9 * rng.standard_normal((n_seeds, d)).astype(np.float32)
     seed_vecs /= np.linalg.norm(seed_vecs, axis=1, keepdims=True)
-    chars = np.array(list("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处理"))
+    chars = np.array(
+        list(
+            "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处理"
+        )
+    )
     seed_texts = ["".join(rng.choice(chars, rng.integers(12, 30))) for _ in range(n_seeds)]
     seeds = [
         Record(id=f"s-{i}", task="classification", fields={"text": seed_texts[i]}, label=f"L{seed_labels[i]}")
@@ -55,8 +59,16 @@ def make(n: int, rng: np.random.Generator):
             labels[i] = f"L{(seed_labels[parent[i]] + 1) % n_labels}"
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     cands = [
-        Record(id=f"a-{i}", task="classification", fields={"text": texts[i]}, label=labels[i],
-               origin="augmented", method="bench", parent_ids=(f"s-{parent[i]}",), lineage=Lineage())
+        Record(
+            id=f"a-{i}",
+            task="classification",
+            fields={"text": texts[i]},
+            label=labels[i],
+            origin="augmented",
+            method="bench",
+            parent_ids=(f"s-{parent[i]}",),
+            lineage=Lineage(),
+        )
         for i in range(n)
     ]
     return seeds, seed_vecs, cands, vecs
@@ -68,7 +80,9 @@ def main() -> None:
     args = ap.parse_args()
     from augment.filters import DedupFilter, FilterContext, LabelConsistencyFilter, seed_baseline
 
-    print("| candidates | dedup s | label s | total s | kept | dropped: exact / text-near / emb-near / label | peak RSS MB (growth) |")
+    print(
+        "| candidates | dedup s | label s | total s | kept | dropped: exact / text-near / emb-near / label | peak RSS MB (growth) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
         rng = np.random.default_rng(0)
