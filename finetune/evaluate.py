@@ -26,7 +26,7 @@ from augment.record import SEED
 from .config import TrainConfig
 from .data import Examples, read_examples, select
 from .metrics import format_table, mean_std
-from .splits import Split, exclude, holdout
+from .splits import against, holdout
 from .train import fit, package_versions, plan
 
 logger = logging.getLogger(__name__)
@@ -42,16 +42,6 @@ def variants(train: Examples, per_method: bool) -> dict[str, Examples]:
         for m in sorted({r.method for r in train.rows if r.origin != SEED and r.method}):
             out[f"seed+{m}"] = select(train, methods={m})
     return out
-
-
-def _against_test(examples: Examples, test: Examples) -> Split:
-    """A separate test file: drop training rows that repeat a test text (ids differ across files)."""
-    from .splits import _key
-
-    keys = {_key(r) for r in test.rows}
-    held = [r for r in examples.rows if _key(r) in keys and r.origin == SEED]
-    split = exclude(examples, held)
-    return Split(split.train, test, split.excluded)
 
 
 def evaluate(
@@ -81,7 +71,7 @@ def evaluate(
         if test_set is None:
             split = holdout(examples, fraction=test_fraction, seed=seed)
         else:
-            split = _against_test(examples, test_set)
+            split = against(examples, test_set)
         rep: dict[str, Any] = {
             "repeat": r,
             "seed": seed,

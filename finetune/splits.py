@@ -87,3 +87,14 @@ def exclude(examples: Examples, held: list[Example]) -> Split:
             train.append(r)
     held_rows = [r for r in examples.rows if r.id in held_ids]
     return Split(examples.subset(train), examples.subset(held_rows), excluded)
+
+
+def against(examples: Examples, test: Examples) -> Split:
+    """A separate test file: its rows that are seeds of ``examples`` (same text; ids differ across
+    files) leave training with their descendants, and so does any other row with a test text."""
+    keys = {_key(r) for r in test.rows}
+    held = [r for r in examples.rows if r.origin == SEED and _key(r) in keys]
+    split = exclude(examples, held)
+    others = [r for r in split.train.rows if _key(r) not in keys]
+    split.excluded["same_text"] += len(split.train.rows) - len(others)
+    return Split(examples.subset(others), test, split.excluded)

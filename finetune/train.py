@@ -183,8 +183,15 @@ def finetune(
 
         split = holdout(examples, fraction=dev_fraction, seed=config.seed)
         examples, dev_set, excluded = split.train, split.held_out, split.excluded
+    test_excluded = None
     if test is not None:
+        from .splits import against
+
         test_set = read_examples(test, columns, task=examples.task)
+        split = against(examples, test_set)
+        examples, test_excluded = split.train, split.excluded
+        if sum(test_excluded.values()):
+            logger.info("left out of training because of the test set: %s", test_excluded)
     p = plan(examples, config, language=language)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
@@ -237,6 +244,7 @@ def finetune(
         "labels": fitted.predictor.labels,
         "data": {"train": _data_info(examples), "dev": _data_info(dev_set), "test": _data_info(test_set)},
         "dev_split": {"fraction": dev_fraction, "excluded": excluded} if dev_fraction else None,
+        "excluded_for_test": test_excluded,
         "metrics": metrics,
         "history": fitted.history,
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
