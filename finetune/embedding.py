@@ -42,6 +42,23 @@ def _texts(examples: Examples) -> list[str]:
     ]
 
 
+_VECTORS: dict[tuple[str, str], np.ndarray] = {}
+
+
+def encode(spec: str, texts: list[str]) -> np.ndarray:
+    """Embeddings through the engine's embedder, memoised per text: ``augment evaluate`` trains many
+    heads on overlapping rows, and the frozen embedder gives each text the same vector every time."""
+    from augment.embedders import load_embedder
+
+    todo = sorted({t for t in texts if (spec, t) not in _VECTORS})
+    if todo:
+        for t, v in zip(todo, load_embedder(spec).encode(todo), strict=True):
+            _VECTORS[(spec, t)] = v
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    return np.stack([_VECTORS[(spec, t)] for t in texts])
+
+
 class EmbeddingHead:
     """A fitted head on a frozen embedder."""
 
@@ -57,17 +74,14 @@ class EmbeddingHead:
     @classmethod
     def fit(cls, spec: str, train: Examples, seed: int) -> EmbeddingHead:
         from augment.classifiers import EmbeddingClassifier
-        from augment.embedders import load_embedder
 
-        x = load_embedder(spec).encode(_texts(train))
+        x = encode(spec, _texts(train))
         clf = EmbeddingClassifier("logreg", seed=seed).fit(x, [r.label for r in train.rows])
         lr = clf._lr
         return cls(spec, list(clf.classes), float(clf.temperature), lr.coef_.copy(), lr.intercept_.copy())
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        from augment.embedders import load_embedder
-
-        x = load_embedder(self.spec).encode(list(texts)).astype(np.float64)
+        x = encode(self.spec, list(texts)).astype(np.float64)
         scores = x @ self.coef.T + self.intercept
         if len(self.classes) == 2:  # sklearn keeps one column for binary problems
             scores = np.concatenate([-scores / 2, scores / 2], axis=1)
