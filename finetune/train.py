@@ -101,7 +101,8 @@ def fit(train_set: Examples, dev_set: Examples | None, p: Plan, work_dir: Path) 
         head = EmbeddingHead.fit(spec, train_set, p.config.seed)
         info = {"spec": p.model, "path": spec, "description": embedder_id(spec)}
         pred = Predictor(p.task, p.method, head.classes, head=head)
-        return Fitted(pred, p, info, seconds={"train": time.perf_counter() - t0})
+        is_main = int(os.environ.get("RANK", "0")) == 0
+        return Fitted(pred, p, info, seconds={"train": time.perf_counter() - t0}, is_main=is_main)
     from .models import resolve_model
 
     rm = resolve_model(p.model)
