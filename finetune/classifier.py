@@ -34,6 +34,11 @@ def load_backbone(path: str, labels: Sequence[str], method: str):
 
     from augment.errors import BackendError
 
+    # the load report would warn that the head is missing from the checkpoint: it always is here
+    # (it is trained, or restored from the adapter, next)
+    report = logging.getLogger("transformers.utils.loading_report")
+    level = report.level
+    report.setLevel(logging.ERROR)
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -44,6 +49,8 @@ def load_backbone(path: str, labels: Sequence[str], method: str):
         )
     except Exception as exc:
         raise BackendError(f"model {path!r} could not be loaded for classification: {exc}") from exc
+    finally:
+        report.setLevel(level)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if model.config.pad_token_id is None:

@@ -63,7 +63,11 @@ class Predictor:
             return cls(task, method, list(manifest["labels"]), head=head)
         from .models import resolve_model
 
-        path = resolve_model(manifest["model"]["spec"]).path
+        # the backbone as resolved at training time (a local folder or a GGUF cache), else again
+        # from the spec (another machine: a hub id, or an embedded model's own cache)
+        path = manifest["model"]["path"]
+        if not Path(path).exists():
+            path = resolve_model(manifest["model"]["spec"]).path
         if task == "classification":
             from . import classifier
 

@@ -134,6 +134,12 @@ def test_tiny_bert_through_the_cli(tmp_path):
     assert "trained on 40 rows" in result.output
     result = invoke(["predict", out, test])
     assert result.exit_code == 0 and "reproduces the test metrics" in result.output
+    # rows without labels: predictions only
+    texts = write_jsonl(tmp_path / "texts.jsonl", [{"text": r["text"]} for r in rows[40:]])
+    result = invoke(["predict", out, texts, "-o", tmp_path / "p.jsonl"])
+    assert result.exit_code == 0 and "20 predictions" in result.output
+    preds = read_jsonl(tmp_path / "p.jsonl")
+    assert len(preds) == 20 and "gold" not in preds[0] and preds[0]["label"] in {r["label"] for r in rows}
     # an existing output folder is refused without --overwrite
     result = invoke(args)
     assert result.exit_code == 1 and "pass --overwrite" in result.output
