@@ -36,7 +36,7 @@ def load_backbone(path: str, labels: Sequence[str], method: str):
 
     # the load report would warn that the head is missing from the checkpoint: it always is here
     # (it is trained, or restored from the adapter, next)
-    report = logging.getLogger("transformers.utils.loading_report")
+    report = logging.getLogger("transformers.modeling_utils")
     level = report.level
     report.setLevel(logging.ERROR)
     try:

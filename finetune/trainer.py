@@ -61,6 +61,21 @@ def peft_config(model, config: TrainConfig, task_type: str, *, modules_to_save: 
     raise ValueError(f"not a PEFT method: {method}")
 
 
+def _cpu_only_distributed() -> bool:
+    """torchrun / accelerate launch on a machine without an accelerator: Trainer must be told
+    (use_cpu), or each process trains alone with no gradient sync."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+
+    try:
+        return not torch.accelerator.is_available()
+    except AttributeError:  # torch < 2.6
+        return not torch.cuda.is_available()
+
+
 def training_arguments(config: TrainConfig, work_dir: Path, *, has_dev: bool, metric: str, greater: bool):
     from transformers import TrainingArguments
 
@@ -88,6 +103,7 @@ def training_arguments(config: TrainConfig, work_dir: Path, *, has_dev: bool, me
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=not logger.isEnabledFor(logging.INFO),
+        use_cpu=_cpu_only_distributed(),
     )
 
 
