@@ -28,6 +28,10 @@ def _is_decoder(model_config) -> bool:
     )  # fmt: skip
 
 
+def _no_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in record.getMessage()
+
+
 def load_backbone(path: str, labels: Sequence[str], method: str):
     """Tokenizer and *ForSequenceClassification model with ``len(labels)`` outputs (head random)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -35,10 +39,10 @@ def load_backbone(path: str, labels: Sequence[str], method: str):
     from augment.errors import BackendError
 
     # the load report would warn that the head is missing from the checkpoint: it always is here
-    # (it is trained, or restored from the adapter, next)
+    # (it is trained, or restored from the adapter, next). A filter, not a level: transformers runs
+    # its tensor-parallel plan check (and warns) when this logger's level is WARNING or above.
     report = logging.getLogger("transformers.modeling_utils")
-    level = report.level
-    report.setLevel(logging.ERROR)
+    report.addFilter(_no_load_report)
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -50,7 +54,7 @@ def load_backbone(path: str, labels: Sequence[str], method: str):
     except Exception as exc:
         raise BackendError(f"model {path!r} could not be loaded for classification: {exc}") from exc
     finally:
-        report.setLevel(level)
+        report.removeFilter(_no_load_report)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if model.config.pad_token_id is None:
