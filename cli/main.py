@@ -8,12 +8,23 @@ import click
 
 from .expand import expand_command
 from .filter import filter_command
+from .finetune import evaluate_command, finetune_command, predict_command
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    noisy = ("transformers", "datasets", "sentence_transformers", "urllib3", "filelock", "jieba", "httpx")
+    noisy = (
+        "transformers",
+        "peft",
+        "accelerate",
+        "datasets",
+        "sentence_transformers",
+        "urllib3",
+        "filelock",
+        "jieba",
+        "httpx",
+    )
     for name in noisy:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
@@ -29,6 +40,9 @@ def cli(verbose: int, quiet: bool) -> None:
 
 cli.add_command(expand_command)
 cli.add_command(filter_command)
+cli.add_command(finetune_command)
+cli.add_command(predict_command)
+cli.add_command(evaluate_command)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

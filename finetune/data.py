@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from augment.config import DataConfig
 from augment.errors import DataError
-from augment.record import TASK_FIELDS
+from augment.io import load_records
+from augment.record import SEED, TASK_FIELDS
 
 KEEP_COLUMNS = ("id", "origin", "method")
 
@@ -60,3 +63,160 @@ def load_training_data(
                 cols.append("label")
             rows.append({c: row[c] for c in (*cols, *KEEP_COLUMNS)})
     return datasets.Dataset.from_list(rows)
+
+
+# -- examples with lineage, from any input --------------------------------------------------------
+@dataclass(frozen=True)
+class Example:
+    """One training or test row: its task fields, label and lineage (seeds have no parents)."""
+
+    id: str
+    fields: dict[str, str]
+    label: str | None = None
+    origin: str = SEED
+    method: str | None = None
+    parent_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class Examples:
+    task: str
+    rows: list[Example]
+    path: Path
+    lineage: bool  # True for an `augment expand` output; False for a plain file (every row a seed)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({r.label for r in self.rows if r.label is not None})
+
+    def subset(self, rows: list[Example]) -> Examples:
+        return Examples(self.task, rows, self.path, self.lineage)
+
+
+def _expand_output(path: Path) -> Path | None:
+    """The augmented.jsonl of an expand output folder or the file itself; None for other inputs."""
+    if path.is_dir():
+        f = path / "augmented.jsonl"
+        return f if f.exists() else None
+    if path.suffix.lower() in (".jsonl", ".ndjson") and path.exists():
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        first = json.loads(line)
+                    except json.JSONDecodeError:
+                        return None  # read_rows reports it with its line number
+                    ok = isinstance(first, dict) and first.get("task") in TASK_FIELDS and "origin" in first
+                    return path if ok else None
+    return None
+
+
+def read_examples(
+    path: str | Path, columns: DataConfig | None = None, *, task: str = "auto", require_labels: bool = True
+) -> Examples:
+    """Read an expand output (folder or ``augmented.jsonl``, lineage kept) or a plain file of
+    ``text,label`` / ``instruction,input,output`` rows (.jsonl, .json, .csv, .tsv, .parquet), whose
+    rows all count as seeds. Errors name the file, the row and the problem.
+    """
+    p = Path(path)
+    columns = columns or DataConfig()
+    expand_file = _expand_output(p)
+    if expand_file is not None:
+        return _read_expand_output(expand_file, task, require_labels)
+    if p.is_dir() and not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists():
+        raise DataError(f"{p}: a folder without augmented.jsonl (expected an `augment expand` output)")
+    kind, records = (
+        load_records(p, columns, task=task, labelled=True)
+        if require_labels
+        else _unlabelled(p, columns, task)
+    )
+    rows = [
+        Example(id=r.id, fields=dict(r.fields), label=r.label, origin=SEED, method=None, parent_ids=())
+        for r in records
+    ]
+    if not rows:
+        raise DataError(f"{p}: no rows")
+    return Examples(kind, rows, p, lineage=False)
+
+
+def _unlabelled(p: Path, columns: DataConfig, task: str):
+    """Rows for prediction: labels optional (classification), outputs optional (instruction)."""
+    from augment.io import detect_task, read_rows
+    from augment.record import seed_record
+
+    loaded = read_rows(p)
+    kind = detect_task(loaded.columns, columns) if task == "auto" else task
+    if kind == "classification":
+        has_labels = columns.label_column in loaded.columns
+    else:
+        has_labels = columns.output_column in loaded.columns
+    if has_labels:
+        return load_records(p, columns, task=kind, labelled=True)
+    if kind == "classification":
+        return kind, load_records(p, columns, task="classification", labelled=False)[1]
+    out = []
+    for i, row in enumerate(loaded.rows):
+        instr = row.get(columns.instruction_column)
+        if instr is None or not str(instr).strip():
+            raise DataError(f"{loaded.where(i)}: empty text in column {columns.instruction_column!r}")
+        fields = {"instruction": str(instr), "input": str(row.get(columns.input_column) or ""), "output": ""}
+        out.append(seed_record(kind, fields, None, origin=SEED, source={"file": str(p)}))
+    return kind, out
+
+
+def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
+    rows: list[Example] = []
+    kind = None
+    with p.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p}:{i}: malformed JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or row.get("task") not in TASK_FIELDS or "origin" not in row:
+                raise DataError(f"{p}:{i}: not an augment-engine row (missing or unknown 'task')")
+            if kind is None:
+                kind = row["task"]
+                if task != "auto" and task != kind:
+                    raise DataError(f"{p}: holds {kind} rows, but the task is {task}")
+            elif row["task"] != kind:
+                raise DataError(f"{p}:{i}: a {row['task']} row in a file of {kind} rows")
+            fields = {c: row[c] for c in TASK_FIELDS[kind] if c in row and row[c] is not None}
+            first = TASK_FIELDS[kind][0]
+            if not str(fields.get(first, "")).strip():
+                raise DataError(f"{p}:{i}: empty text in column {first!r}")
+            label = row.get("label")
+            if kind == "classification" and require_labels and (label is None or not str(label).strip()):
+                raise DataError(f"{p}:{i}: missing label in column 'label'")
+            rows.append(
+                Example(
+                    id=str(row.get("id") or f"row-{i}"),
+                    fields=fields,
+                    label=None if label is None else str(label),
+                    origin=row["origin"],
+                    method=row.get("method"),
+                    parent_ids=tuple(row.get("parent_ids") or ()),
+                )
+            )
+    if not rows:
+        raise DataError(f"{p}: no rows")
+    return Examples(kind or "classification", rows, p, lineage=True)
+
+
+def select(examples: Examples, *, origins=None, methods=None) -> Examples:
+    """Keep rows of these origins, and/or seeds plus rows of these methods (as load_training_data)."""
+    origins = set(origins) if origins is not None else None
+    methods = set(methods) if methods is not None else None
+    out = []
+    for r in examples.rows:
+        if origins is not None and r.origin not in origins:
+            continue
+        if methods is not None and r.origin != SEED and r.method not in methods:
+            continue
+        out.append(r)
+    return examples.subset(out)

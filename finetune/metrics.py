@@ -1,0 +1,70 @@
+"""Classification metrics (accuracy, macro-F1), mean ± std over repetitions, and a text table.
+
+Plain Python, no scikit-learn: the definitions are short and a test checks them by hand. Macro-F1
+averages the per-class F1 over every class that occurs in the gold labels or the predictions (the
+scikit-learn default); a class with no true and no predicted rows cannot occur, and a class that is
+predicted but never gold (or gold but never predicted) scores F1 = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def accuracy(gold: Sequence[str], pred: Sequence[str]) -> float:
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    if not gold:
+        raise ValueError("no rows to score")
+    return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
+
+
+def per_class_f1(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    out = {}
+    for c in sorted(set(gold) | set(pred)):
+        tp = sum(g == c and p == c for g, p in zip(gold, pred, strict=True))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred, strict=True))
+        out[c] = 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+    return out
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
+    scores = per_class_f1(gold, pred)
+    if not scores:
+        raise ValueError("no rows to score")
+    return sum(scores.values()) / len(scores)
+
+
+def classification_metrics(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
+    return {
+        "n": len(gold),
+        "accuracy": accuracy(gold, pred),
+        "macro_f1": macro_f1(gold, pred),
+        "per_class_f1": per_class_f1(gold, pred),
+    }
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (n - 1; 0 for a single value)."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("no values")
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "n": n}
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-align the first column, right-align the others."""
+    all_rows = [list(header), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(header))]
+    lines = []
+    for r in all_rows:
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, len(r))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

