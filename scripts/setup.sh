@@ -51,11 +51,12 @@ fi
 
 # llama.cpp compiles from source (a few minutes). ggml's default build targets the build machine's
 # newest instructions (AVX512, AMX), which crashed in a virtual machine here: build for AVX2 unless
-# the caller sets CMAKE_ARGS (e.g. -DGGML_CUDA=on on a GPU machine).
+# the caller sets CMAKE_ARGS (e.g. -DGGML_CUDA=on on a GPU machine). --no-cache-dir: pip would
+# otherwise reuse a wheel cached from an earlier build with other flags.
 if ! "$VENV/bin/python" -c "import llama_cpp" >/dev/null 2>&1; then
   log "building llama-cpp-python (a few minutes)"
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF}" \
-    "${PIP[@]}" install -q "llama-cpp-python[server]>=0.3"
+    "${PIP[@]}" install -q --no-cache-dir "llama-cpp-python[server]>=0.3"  # a cached wheel ignores CMAKE_ARGS
 fi
 
 log "installing augment-engine and its dependencies"
