@@ -252,13 +252,13 @@ class TransformersGenerator:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             source, kwargs = model, ({"gguf_file": gguf_file} if gguf_file else {})
-            cached = _dequantised_copy(model, gguf_file) if gguf_file else None
-            if cached is not None and (cached / "config.json").exists():
-                source, kwargs = str(cached), {}
+            if gguf_file and (Path(model) / gguf_file).exists():
+                # a local GGUF is dequantised once into a normal checkpoint (later loads take ~1 s)
+                from finetune.models import dequantised
+
+                source, kwargs = str(dequantised(Path(model) / gguf_file, Path(gguf_file).stem)), {}
             self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-            if cached is not None and kwargs:  # first load of a GGUF: keep a normal copy (reloads in ~1 s)
-                _save_dequantised(self.model, self.tokenizer, cached)
         except Exception as exc:
             raise BackendError(f"transformers could not load {model!r}: {exc}") from exc
         self.device = device or (
@@ -321,36 +321,6 @@ class TransformersGenerator:
                     samples.append(Completion(text, None, int(enc["attention_mask"][k].sum()), len(ids)))
                 results[i] = samples
         return [results[i] for i in range(len(texts))]
-
-
-def _dequantised_copy(folder: str, gguf_file: str) -> Path | None:
-    """Where a dequantised copy of a local GGUF is kept (keyed by its name, size and mtime)."""
-    from .record import stable_hash
-    from .wordnet import cache_dir
-
-    path = Path(folder) / gguf_file
-    if not path.exists():
-        return None
-    st = path.stat()
-    return cache_dir() / "models" / f"{path.stem}-{stable_hash(str(path), st.st_size, st.st_mtime, length=8)}"
-
-
-def _save_dequantised(model: Any, tokenizer: Any, target: Path) -> None:
-    import shutil
-
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:  # transformers refuses to save a model loaded from GGUF unless it forgets the quantizer
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    except Exception as exc:  # a cache miss next time, not a failure now
-        logger.warning("could not cache a dequantised copy in %s: %s", target, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- OpenAI-compatible HTTP ----------------------------------------------------------------------

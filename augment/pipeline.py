@@ -72,11 +72,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def package_versions() -> dict[str, str | None]:
+def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
+    """Python and the installed versions of ``names`` (None when not installed), for manifests."""
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED:
+    for name in names:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

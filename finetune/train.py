@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 import time
 from collections import Counter
@@ -37,15 +36,9 @@ WORK = ".work"
 
 
 def package_versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
+    from augment.pipeline import package_versions as versions
 
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return versions(VERSIONED)
 
 
 def language_of(examples: Examples) -> str:
