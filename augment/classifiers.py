@@ -24,7 +24,7 @@ from .errors import ConfigError
 KINDS = ("knn", "prototype", "logreg")
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -102,14 +102,14 @@ class EmbeddingClassifier:
         from scipy.optimize import minimize_scalar
 
         def nll(log_t: float) -> float:
-            p = _softmax(oof / np.exp(log_t))
+            p = softmax(oof / np.exp(log_t))
             return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
 
         res = minimize_scalar(nll, bounds=(-8.0, 5.0), method="bounded")
         return float(np.exp(res.x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return _softmax(self._logits(x) / self.temperature)
+        return softmax(self._logits(x) / self.temperature)
 
 
 def margin_for(proba: np.ndarray, classes: Sequence[str], labels: Sequence[str]) -> np.ndarray:

@@ -43,25 +43,16 @@ def load_training_data(
     methods = set(methods) if methods is not None else None
     rows = []
     task = None
-    with p.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{i}: malformed JSON ({exc.msg})") from None
-            if "task" not in row or row["task"] not in TASK_FIELDS:
-                raise DataError(f"{p}:{i}: not an augment-engine row (missing or unknown 'task')")
-            task = task or row["task"]
-            if origins is not None and row["origin"] not in origins:
-                continue
-            if methods is not None and row["origin"] != "seed" and row.get("method") not in methods:
-                continue
-            cols = [c for c in TASK_FIELDS[task] if c in row]
-            if task == "classification":
-                cols.append("label")
-            rows.append({c: row[c] for c in (*cols, *KEEP_COLUMNS)})
+    for _, row in expand_rows(p):
+        task = task or row["task"]
+        if origins is not None and row["origin"] not in origins:
+            continue
+        if methods is not None and row["origin"] != "seed" and row.get("method") not in methods:
+            continue
+        cols = [c for c in TASK_FIELDS[task] if c in row]
+        if task == "classification":
+            cols.append("label")
+        rows.append({c: row[c] for c in (*cols, *KEEP_COLUMNS)})
     return datasets.Dataset.from_list(rows)
 
 
@@ -167,9 +158,8 @@ def _unlabelled(p: Path, columns: DataConfig, task: str):
     return kind, out
 
 
-def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
-    rows: list[Example] = []
-    kind = None
+def expand_rows(p: Path):
+    """(line number, row) for each row of an `augment expand` JSONL output, checked as it is read."""
     with p.open(encoding="utf-8") as fh:
         for i, line in enumerate(fh, 1):
             if not line.strip():
@@ -180,29 +170,36 @@ def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
                 raise DataError(f"{p}:{i}: malformed JSON ({exc.msg})") from None
             if not isinstance(row, dict) or row.get("task") not in TASK_FIELDS or "origin" not in row:
                 raise DataError(f"{p}:{i}: not an augment-engine row (missing or unknown 'task')")
-            if kind is None:
-                kind = row["task"]
-                if task != "auto" and task != kind:
-                    raise DataError(f"{p}: holds {kind} rows, but the task is {task}")
-            elif row["task"] != kind:
-                raise DataError(f"{p}:{i}: a {row['task']} row in a file of {kind} rows")
-            fields = {c: row[c] for c in TASK_FIELDS[kind] if c in row and row[c] is not None}
-            first = TASK_FIELDS[kind][0]
-            if not str(fields.get(first, "")).strip():
-                raise DataError(f"{p}:{i}: empty text in column {first!r}")
-            label = row.get("label")
-            if kind == "classification" and require_labels and (label is None or not str(label).strip()):
-                raise DataError(f"{p}:{i}: missing label in column 'label'")
-            rows.append(
-                Example(
-                    id=str(row.get("id") or f"row-{i}"),
-                    fields=fields,
-                    label=None if label is None else str(label),
-                    origin=row["origin"],
-                    method=row.get("method"),
-                    parent_ids=tuple(row.get("parent_ids") or ()),
-                )
+            yield i, row
+
+
+def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
+    rows: list[Example] = []
+    kind = None
+    for i, row in expand_rows(p):
+        if kind is None:
+            kind = row["task"]
+            if task != "auto" and task != kind:
+                raise DataError(f"{p}: holds {kind} rows, but the task is {task}")
+        elif row["task"] != kind:
+            raise DataError(f"{p}:{i}: a {row['task']} row in a file of {kind} rows")
+        fields = {c: row[c] for c in TASK_FIELDS[kind] if c in row and row[c] is not None}
+        first = TASK_FIELDS[kind][0]
+        if not str(fields.get(first, "")).strip():
+            raise DataError(f"{p}:{i}: empty text in column {first!r}")
+        label = row.get("label")
+        if kind == "classification" and require_labels and (label is None or not str(label).strip()):
+            raise DataError(f"{p}:{i}: missing label in column 'label'")
+        rows.append(
+            Example(
+                id=str(row.get("id") or f"row-{i}"),
+                fields=fields,
+                label=None if label is None else str(label),
+                origin=row["origin"],
+                method=row.get("method"),
+                parent_ids=tuple(row.get("parent_ids") or ()),
             )
+        )
     if not rows:
         raise DataError(f"{p}: no rows")
     return Examples(kind or "classification", rows, p, lineage=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.classifiers import softmax
 from augment.errors import ConfigError, DataError
 
 from .data import Examples
@@ -23,12 +24,6 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -94,7 +89,7 @@ class Predictor:
         """One dict per row: id, predicted label, its probability, and the gold label if known."""
         if self.task == "instruction":
             raise ConfigError("use generate() for instruction models")
-        proba = _softmax(self.logits(examples).astype(np.float64))
+        proba = softmax(self.logits(examples).astype(np.float64))
         out = []
         for r, p in zip(examples.rows, proba, strict=True):
             k = int(p.argmax())
