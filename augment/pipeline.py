@@ -212,7 +212,6 @@ def expand(
     """Expand a seed file into ``out_dir/augmented.jsonl``, ``rejected.jsonl`` and ``manifest.json``."""
     from . import __version__
     from .methods import build_method
-    from .methods.lexical import default_methods
 
     config = config or ExpandConfig()
     out = Path(out_dir)
@@ -237,9 +236,7 @@ def expand(
 
     # 2. build methods (fails on unknown names or unsupported languages before any output exists)
     t = time.perf_counter()
-    names = config.methods.names or default_methods(language)
-    if config.methods.names is None and pool and task == CLASSIFICATION:
-        names = [*names, "pseudo_label"]
+    names = method_names(config, language, task, has_pool=bool(pool))
     methods = []
     for name in names:
         params = {
@@ -363,12 +360,22 @@ def _generation_stats(methods: Sequence[Any]) -> dict[str, Any]:
     return stats
 
 
+def method_names(config: ExpandConfig, language: str, task: str, *, has_pool: bool) -> list[str]:
+    """The methods a run uses: those named, else the language's defaults plus pseudo-labelling when
+    a classification run has an unlabelled pool."""
+    from .methods.lexical import default_methods
+
+    if config.methods.names:
+        return list(config.methods.names)
+    names = default_methods(language)
+    return [*names, "pseudo_label"] if has_pool and task == CLASSIFICATION else names
+
+
 def plan(
     seeds_path: str | Path, config: ExpandConfig, *, pool_path: str | Path | None = None
 ) -> dict[str, Any]:
     """What a run would do, without loading any model: per method, the LLM calls and token estimates."""
     from .methods import build_method
-    from .methods.lexical import default_methods
 
     task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
     fields = config.data.augment_fields or DEFAULT_FIELDS[task]
@@ -377,7 +384,7 @@ def plan(
         if config.language == "auto"
         else config.language
     )
-    names = config.methods.names or default_methods(language)
+    names = method_names(config, language, task, has_pool=pool_path is not None)
     rows = []
     for name in names:
         m = build_method(name, config.methods.params.get(name, {}))

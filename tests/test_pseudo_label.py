@@ -158,3 +158,22 @@ def test_pseudo_label_refuses_instruction_data(tmp_path):
         ]
     )
     assert result.exit_code == 1 and "classification" in result.output
+
+
+def test_dry_run_with_a_pool_lists_pseudo_labelling(tmp_path):
+    out = tmp_path / "o"
+    result = invoke(
+        [
+            "expand",
+            ZH_BANK / "seeds.jsonl",
+            "--unlabeled",
+            ZH_BANK / "unlabeled.jsonl",
+            "-o",
+            out,
+            "--dry-run",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    methods = [line.split()[0] for line in result.output.splitlines()[1:] if line.strip()]
+    assert methods == ["swap", "delete", "insert", "spelling", "pseudo_label"]
+    assert not out.exists()

@@ -287,7 +287,7 @@ class SelfInstructMethod:
             answers = gen.generate(
                 prompts,
                 1,
-                self.decoding(rs + 1, ANSWER_STOPS[self.mode], max(self.gen_config.max_new_tokens, 256)),
+                self.decoding(rs + 1, ANSWER_STOPS[self.mode]),
             )
             self._charge([a[0] for a in answers])
             for d, (a,) in zip(answer, answers, strict=True):
