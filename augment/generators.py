@@ -248,7 +248,6 @@ class TransformersGenerator:
         batch_size: int = 8,
     ) -> None:
         try:
-            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             source, kwargs = model, ({"gguf_file": gguf_file} if gguf_file else {})
@@ -261,9 +260,9 @@ class TransformersGenerator:
             self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except Exception as exc:
             raise BackendError(f"transformers could not load {model!r}: {exc}") from exc
-        self.device = device or (
-            "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-        )
+        from .devices import pick_device
+
+        self.device = pick_device(device)
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

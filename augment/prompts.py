@@ -84,6 +84,82 @@ Answer:""",
 
 {% endfor %}指令：{{ instruction }}
 回答：""",
+    # -- translation (back-translation through an LLM) --
+    (
+        "translate",
+        "chat",
+        "en",
+    ): """Translate the following {{ src }} text into {{ tgt }}. Reply with the translation only, nothing else.
+
+{{ text }}""",
+    (
+        "translate",
+        "chat",
+        "zh",
+    ): """请把下面的{{ src }}文本翻译成{{ tgt }}。只输出译文，不要输出其他内容。
+
+{{ text }}""",
+    (
+        "translate",
+        "completion",
+        "en",
+    ): """{% for a, b in examples %}{{ src }}: {{ a }}
+{{ tgt }}: {{ b }}
+
+{% endfor %}{{ src }}: {{ text }}
+{{ tgt }}:""",
+    (
+        "translate",
+        "completion",
+        "zh",
+    ): """{% for a, b in examples %}{{ src }}：{{ a }}
+{{ tgt }}：{{ b }}
+
+{% endfor %}{{ src }}：{{ text }}
+{{ tgt }}：""",
+    # -- paraphrase through an LLM --
+    (
+        "paraphrase",
+        "chat",
+        "en",
+    ): """Rewrite the following text in different words, keeping its meaning{% if label %} (it is an example of "{{ label }}"){% endif %}{% if domain %} ({{ domain }}){% endif %}. Reply with the rewritten text only, nothing else.
+
+{{ text }}""",
+    (
+        "paraphrase",
+        "chat",
+        "zh",
+    ): """请用不同的说法改写下面这段话，保持原意不变{% if label %}（它属于「{{ label }}」类别）{% endif %}{% if domain %}（{{ domain }}）{% endif %}。只输出改写后的句子，不要输出其他内容。
+
+{{ text }}""",
+    (
+        "paraphrase",
+        "completion",
+        "en",
+    ): """Each sentence is followed by a rewording with the same meaning.
+
+Sentence: I lost my bank card yesterday. What should I do?
+Rewording: My bank card went missing yesterday; what do I need to do?
+
+Sentence: The patient has had a headache for three days.
+Rewording: For the past three days the patient has been suffering from a headache.
+
+Sentence: {{ text }}
+Rewording:""",
+    (
+        "paraphrase",
+        "completion",
+        "zh",
+    ): """每个句子后面是意思相同、说法不同的改写。
+
+原句：我昨天把银行卡弄丢了，该怎么办？
+改写：昨天我的银行卡丢了，我需要怎么处理？
+
+原句：病人已经头痛三天了。
+改写：这位病人头疼已经持续三天了。
+
+原句：{{ text }}
+改写：""",
 }
 STOPS = {"completion": ("\n\n",), "chat": ()}
 ANSWER_STOPS = {"completion": ("\n\n", "\n指令", "\nInstruction"), "chat": ()}
