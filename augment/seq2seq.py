@@ -133,6 +133,19 @@ def _vocab(tokenizer: Any) -> set[str]:
     return v
 
 
+def fix_tokenizer(tokenizer: Any) -> Any:
+    """transformers 5's M2M100Tokenizer registers its ``__xx__`` language tokens only when the tokenizer
+    files list them (a chained comparison in its ``__init__`` is always false); without them
+    ``skip_special_tokens`` leaves ``__zh__`` in the output and CTranslate2 sees a short vocabulary.
+    Registering the missing ones, in id order, restores both."""
+    missing = [t for t in getattr(tokenizer, "lang_token_to_id", {}) if t not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": missing}, replace_extra_special_tokens=False
+        )
+    return tokenizer
+
+
 def _set_src(tokenizer: Any, token: str | None, lang: str | None) -> None:
     """Tell the tokenizer the source language: M2M-100 wants ``zh``, NLLB and mBART their codes."""
     if token is None or not hasattr(tokenizer, "src_lang"):
@@ -186,7 +199,7 @@ class TransformersSeq2Seq:
 
         self.device = pick_device(device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+            self.tokenizer = fix_tokenizer(AutoTokenizer.from_pretrained(model, revision=revision))
             self.model = AutoModelForSeq2SeqLM.from_pretrained(
                 model,
                 revision=revision,
@@ -286,6 +299,14 @@ def ctranslate2_folder(model: str, quantization: str, *, revision: str | None = 
     CTranslate2 model (``model.bin``) is used as it is."""
     if (Path(model) / "model.bin").is_file():
         return Path(model)
+    if Path(model).is_dir() and not any(
+        (Path(model) / f).is_file()
+        for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "spiece.model")
+    ):
+        raise BackendError(
+            f"{model}: no tokenizer files; CTranslate2 takes the vocabulary from the tokenizer, so save it beside "
+            "the model (tokenizer.save_pretrained)"
+        )
     from filelock import FileLock
 
     from .wordnet import cache_dir
@@ -308,7 +329,12 @@ def ctranslate2_folder(model: str, quantization: str, *, revision: str | None = 
             kwargs: dict[str, Any] = {"copy_files": None}
             if revision:
                 kwargs["revision"] = revision
-            converter = TransformersConverter(model, **_converter_kwargs(TransformersConverter, kwargs))
+
+            class _Converter(TransformersConverter):
+                def load_tokenizer(self, tokenizer_class, model_name_or_path, **kw):  # see fix_tokenizer
+                    return fix_tokenizer(super().load_tokenizer(tokenizer_class, model_name_or_path, **kw))
+
+            converter = _Converter(model, **_converter_kwargs(TransformersConverter, kwargs))
             converter.convert(str(tmp), quantization=quantization, force=True)
             os.replace(tmp, target)
         except Exception as exc:
@@ -362,7 +388,9 @@ class CTranslate2Seq2Seq:
             compute_type if compute_type != "auto" else ("float16" if dev == "cuda" else "int8")
         )
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or model, revision=revision)
+            self.tokenizer = fix_tokenizer(
+                AutoTokenizer.from_pretrained(tokenizer or model, revision=revision)
+            )
         except Exception as exc:
             raise BackendError(_load_hint(tokenizer or model, exc)) from exc
         folder = ctranslate2_folder(model, self.compute_type, revision=revision)

@@ -45,12 +45,32 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
 LIST_FLAGS = {"methods", "augment_fields", "filters"}
 
 
-def resolve_config(config_file: str | None, flags: dict[str, Any]):
+def parse_params(items: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]:
+    """``-P backtranslate.pivots=[de,fr]`` -> ``{"backtranslate": {"pivots": ["de", "fr"]}}``."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method, dot, name = key.strip().partition(".")
+        if not sep or not dot or not method or not name:
+            raise click.BadParameter(f"{item!r}: expected METHOD.KEY=VALUE", param_hint="--param")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(method, {})[name] = value
+    return out
+
+
+def resolve_config(config_file: str | None, flags: dict[str, Any], params: tuple[str, ...] = ()):
     """YAML file (if any) overlaid with the flags that were given; validated into an ExpandConfig."""
     from augment.config import ExpandConfig, load_yaml, merge
 
     data: dict[str, Any] = load_yaml(config_file) if config_file else {}
     overrides: dict[str, Any] = {}
+    if params:
+        overrides["methods"] = {"params": parse_params(params)}
     for name, value in flags.items():
         if value is None:
             continue
@@ -278,8 +298,17 @@ def _summary(result) -> str:
 @click.option(
     "--methods",
     default=None,
-    help="Comma-separated: swap,delete,insert,synonym,spelling,keyboard "
-    "[default: those that suit the language].",
+    help="Comma-separated: swap,delete,insert,synonym,spelling,keyboard,backtranslate,paraphrase,"
+    "contextual,self_instruct,pseudo_label [default: those that suit the language].",
+)
+@click.option(
+    "-P",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="METHOD.KEY=VALUE",
+    help="A method parameter, repeatable; VALUE is read as YAML, e.g. -P backtranslate.pivots=[de,fr] "
+    "-P backtranslate.model=./opus-mt-{src}-{tgt} -P paraphrase.backend=ctranslate2.",
 )
 @click.option("--n-per-seed", type=int, default=None, help="Candidates per seed per method [2].")
 @click.option("--aug-p", type=float, default=None, help="Fraction of words changed [0.15].")
@@ -296,7 +325,7 @@ def _summary(result) -> str:
     "--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches."
 )
 def expand_command(
-    seeds, out, config_file, pool, dump_config, dry_run, overwrite, resume, no_cache, **flags
+    seeds, out, config_file, pool, params, dump_config, dry_run, overwrite, resume, no_cache, **flags
 ) -> None:
     """Expand the labelled rows in SEEDS into a larger, filtered set in OUT.
 
@@ -308,7 +337,7 @@ def expand_command(
     from augment.errors import AugmentError
 
     try:
-        config = resolve_config(config_file, flags)
+        config = resolve_config(config_file, flags, params)
         if no_cache:
             config.generator.cache = False
         if dump_config:

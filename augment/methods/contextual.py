@@ -6,7 +6,8 @@ predictions. This is our own version of nlpaug's ContextualWordEmbsAug, which do
 transformers 5 and splits Chinese wrongly.
 
 * Words come from :func:`augment.language.tokenizer_for` (jieba for Chinese); punctuation, spaces,
-  English stopwords and words without letters are never replaced.
+  English stopwords, numbers and one-letter words are never replaced (in Chinese, only words made
+  of Han characters are).
 * Languages written with spaces: one mask per word; predictions that continue a word ("##ing", or
   a BPE / sentencepiece piece that does not start a word), special tokens, punctuation, numbers and
   the original word (ignoring case) are skipped.
@@ -81,6 +82,7 @@ class _Vocabulary:
 
     surfaces: list[str]
     allowed: Any  # torch.BoolTensor over the vocabulary
+    count: int = 0  # how many entries are allowed
     by_key: dict[str, list[int]] = field(default_factory=dict)  # casefolded surface -> allowed ids
 
 
@@ -152,8 +154,20 @@ class ContextualMethod:
         self._split = tokenizer_for(language)
         self._join = detokenizer_for(language)
         self.device = pick_device(self.device_request)
-        if self._mlm is not None:
-            return
+        if self._mlm is None:  # once per run; a second setup (another language) reuses the model
+            self._load_model(language)
+        self._mlm.to(self.device).eval()
+        self._vocab = self._build_vocabulary()
+        logger.info(
+            "%s: %s on %s, %d substitute tokens (%s)",
+            self.name,
+            self.model,
+            self.device,
+            self._vocab.count,
+            "per-character" if self._char_mode else "whole-word",
+        )
+
+    def _load_model(self, language: str) -> None:
         self.model = self.model or default_model(language)
         self._tokenizer, self._mlm = _load(self.model)
         if self._tokenizer.mask_token is None or self._tokenizer.mask_token_id is None:
@@ -168,19 +182,9 @@ class ContextualMethod:
         if limit > 100_000:  # not set in the tokenizer: what the position embeddings allow
             limit = int(getattr(self._mlm.config, "max_position_embeddings", 514)) - 2
         self._max_length = limit
-        self._mlm.to(self.device).eval()
         head = self._mlm.get_output_embeddings()
         if head is not None:  # compute vocabulary logits for the masked positions only
             head.register_forward_pre_hook(self._keep_masked_positions)
-        self._vocab = self._build_vocabulary()
-        logger.info(
-            "%s: %s on %s, %d substitute tokens (%s)",
-            self.name,
-            self.model,
-            self.device,
-            int(self._vocab.allowed.sum()),
-            "per-character" if self._char_mode else "whole-word",
-        )
 
     def _keep_masked_positions(self, module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         hidden = args[0]
@@ -199,20 +203,24 @@ class ContextualMethod:
         size = max(len(tok), int(getattr(self._mlm.config, "vocab_size", 0) or 0))
         ids = list(range(len(tok)))
         pieces = tok.convert_ids_to_tokens(ids)
-        surfaces = [s.strip() for s in tok.batch_decode([[i] for i in ids], clean_up_tokenization_spaces=False)]
+        surfaces = [
+            s.strip() for s in tok.batch_decode([[i] for i in ids], clean_up_tokenization_spaces=False)
+        ]
         special = set(tok.all_special_ids) | {int(i) for i in getattr(tok, "added_tokens_decoder", {})}
         scheme = _subword_scheme(pieces)
         english = self._language.split("-")[0].lower() == "en"
         word_re = _LATIN_WORD if english else _LETTER_WORD
         allowed = torch.zeros(size, dtype=torch.bool)
         by_key: dict[str, list[int]] = {}
-        for i, (piece, surface) in enumerate(zip(pieces, surfaces)):
+        for i, (piece, surface) in enumerate(zip(pieces, surfaces, strict=True)):
             if i in special or piece is None or not surface:
                 continue
             if scheme == "##" and piece.startswith("##"):
                 continue  # a word's continuation
             if self._char_mode:
-                ok = len(surface) == 1 and (is_cjk(surface) if _is_cjk_language(self._language) else surface.isalpha())
+                ok = len(surface) == 1 and (
+                    is_cjk(surface) if _is_cjk_language(self._language) else surface.isalpha()
+                )
             else:
                 if scheme in ("Ġ", "▁") and not piece.startswith(scheme):
                     continue  # BPE / sentencepiece piece that does not start a word
@@ -225,7 +233,7 @@ class ContextualMethod:
                 f"methods.params.{self.name}.model: {self.model!r} has no vocabulary entry that can "
                 f"replace a {'character' if self._char_mode else 'word'} in language {self._language!r}"
             )
-        return _Vocabulary(surfaces=surfaces, allowed=allowed, by_key=by_key)
+        return _Vocabulary(surfaces=surfaces, allowed=allowed, count=int(allowed.sum()), by_key=by_key)
 
     # -- word choice ---------------------------------------------------------------------------
     def _replaceable(self, token: str) -> bool:
@@ -237,7 +245,7 @@ class ContextualMethod:
             return token.isalpha()
         if token.casefold() in ENGLISH_STOPWORDS:
             return False
-        return any(ch.isalpha() for ch in token)
+        return sum(ch.isalpha() for ch in token) >= 2  # not numbers, nor one-letter abbreviations
 
     def _count(self, words: int) -> int:
         return min(max(round(self.aug_p * words), self.aug_min), self.aug_max, words)
@@ -291,7 +299,7 @@ class ContextualMethod:
             for start in range(0, len(active), self.batch_size):
                 chunk = active[start : start + self.batch_size]
                 rows = self._predict([self._masked_text(j) for j in chunk])
-                for job, row in zip(chunk, rows):
+                for job, row in zip(chunk, rows, strict=True):
                     self._advance(job, row)
         logger.debug("%s: %d candidates filled in %d steps", self.name, len(jobs), steps)
 
@@ -365,17 +373,21 @@ class ContextualMethod:
 
         vocab = self._vocab
         scores = row[: vocab.allowed.shape[0]].masked_fill(~vocab.allowed[: row.shape[0]], -math.inf)
-        k = min(self.top_k + len(exclude), int(vocab.allowed.sum()))
+        k = min(self.top_k + len(exclude), vocab.count)
         values, ids = torch.topk(scores, k)
         banned = set(exclude)
-        top = [(i, v) for v, i in zip(values.tolist(), ids.tolist()) if v > -math.inf and i not in banned]
+        top = [
+            (i, v)
+            for v, i in zip(values.tolist(), ids.tolist(), strict=True)
+            if v > -math.inf and i not in banned
+        ]
         top = sorted(top[: self.top_k])  # by id: the draw does not hinge on the order of near-ties
         if not top:
             return None
         best = max(v for _, v in top)
         weights = [math.exp((v - best) / self.temperature) for _, v in top]
         u = rng.random() * sum(weights)
-        for (i, _), w in zip(top, weights):
+        for (i, _), w in zip(top, weights, strict=True):
             u -= w
             if u < 0:
                 return vocab.surfaces[i]
@@ -389,7 +401,9 @@ def _is_cjk_language(language: str) -> bool:
 def _subword_scheme(pieces: Sequence[str | None]) -> str:
     """How the vocabulary marks word pieces: "##" (WordPiece continuations), "Ġ" (byte-level BPE word
     starts), "▁" (sentencepiece word starts), or "" (none: every entry stands alone)."""
-    counts = {m: sum(1 for p in pieces if p and p.startswith(m) and len(p) > len(m)) for m in ("##", "Ġ", "▁")}
+    counts = {
+        m: sum(1 for p in pieces if p and p.startswith(m) and len(p) > len(m)) for m in ("##", "Ġ", "▁")
+    }
     marker, count = max(counts.items(), key=lambda kv: kv[1])
     return marker if count >= max(1, len(pieces) // 100) else ""
 
@@ -404,19 +418,22 @@ def _match_case(word: str, like: str) -> str:
 
 
 def _looks_like_path(model: str) -> bool:
-    return model.startswith(("/", "./", "../", "~", "\\")) or model.count("/") > 1 or (len(model) > 1 and model[1] == ":")
+    return (
+        model.startswith(("/", "./", "../", "~", "\\"))
+        or model.count("/") > 1
+        or (len(model) > 1 and model[1] == ":")
+    )
 
 
 def _load(model: str) -> tuple[Any, Any]:
     """(tokenizer, masked LM) from a local folder or the hub, or one clear error line."""
-    hint = (
-        f"point methods.params.contextual.model at a local folder holding the model "
-        f"(config.json, tokenizer files, weights), e.g. downloaded where there is network with "
-        f"`hf download {model} --local-dir DIR`"
-    )
+    folder = "a local folder holding the model (config.json, tokenizer files, weights)"
     local = Path(model).expanduser()
     if not local.exists() and _looks_like_path(model):
-        raise ConfigError(f"methods.params.contextual.model: {model!r} is not a folder; {hint}")
+        raise ConfigError(f"methods.params.contextual.model: {model!r} is not a folder; point it at {folder}")
+    hint = f"point methods.params.contextual.model at {folder}"
+    if not local.exists():
+        hint += f", e.g. downloaded where there is network with `hf download {model} --local-dir DIR`"
     source = str(local) if local.exists() else model
     try:
         from transformers import AutoModelForMaskedLM, AutoTokenizer

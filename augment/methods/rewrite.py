@@ -280,7 +280,6 @@ class BackTranslateMethod(RewriteMethod):
             "pivots": chain,
             "decoding": self._decoding_params(back),
         }
-        model_text = self._models_text(chain)
         current: list[str | None] = list(texts)
         error: str | None = None
         for a, b in zip(hops[:-2], hops[1:-1], strict=True):  # source -> ... -> last pivot, 1-best
@@ -312,6 +311,7 @@ class BackTranslateMethod(RewriteMethod):
                 error = f"{hops[-2]}->{hops[-1]}: {type(exc).__name__}: {exc}"
                 logger.warning("%s: %s", self.name, error)
         self.backend = self.translator.backend
+        model_text = self._models_text(chain)  # after the calls: an LLM is loaded by the first one
         if self._chosen == "llm":
             self.model = self.translator.model_for(hops[0], hops[1])[0]
         rows: list[list[Record]] = []
