@@ -3,7 +3,7 @@ VENV ?= .venv
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo finetune-demo test lint
+.PHONY: setup demo finetune-demo rewrite-demo test lint
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,12 @@ demo: setup
 	$(VENV)/bin/augment expand samples/en_clinic_triage/seeds.jsonl --unlabeled samples/en_clinic_triage/unlabeled.jsonl -o out/en_clinic_triage --overwrite
 	$(VENV)/bin/augment expand samples/zh_instructions/seeds.jsonl -o out/zh_instructions --overwrite
 	@echo "Outputs: out/zh_bank_intents/, out/en_clinic_triage/, out/zh_instructions/ (augmented.jsonl, rejected.jsonl, manifest.json)"
+
+# Back-translation and paraphrase with the embedded defaults (Apertium for English, the embedded LLM
+# for Chinese: several minutes on 2 cores).
+rewrite-demo: setup
+	$(VENV)/bin/augment expand samples/en_clinic_triage/seeds.jsonl -m backtranslate,paraphrase -o out/rewrite_en --overwrite
+	$(VENV)/bin/augment expand samples/zh_bank_intents/seeds.jsonl -m backtranslate,paraphrase -o out/rewrite_zh --overwrite
 
 # Did augmentation help? Needs `make demo`'s outputs. The fast frozen-embedding recipe on both
 # classification sets (about a minute each), then an English LoRA adapter on MiniLM (a few minutes).

@@ -361,13 +361,18 @@ def _generation_stats(methods: Sequence[Any]) -> dict[str, Any]:
 
 
 def method_names(config: ExpandConfig, language: str, task: str, *, has_pool: bool) -> list[str]:
-    """The methods a run uses: those named, else the language's defaults plus pseudo-labelling when
-    a classification run has an unlabelled pool."""
+    """The methods a run uses: those named, else the language's lexical defaults, back-translation
+    where Apertium can round-trip the language, and pseudo-labelling when a classification run has an
+    unlabelled pool."""
     from .methods.lexical import default_methods
 
     if config.methods.names:
         return list(config.methods.names)
     names = default_methods(language)
+    from .translation import apertium_pivots
+
+    if apertium_pivots(language):  # rule-based back-translation: fast, no model weights
+        names.append("backtranslate")
     return [*names, "pseudo_label"] if has_pool and task == CLASSIFICATION else names
 
 
@@ -391,6 +396,7 @@ def plan(
         entry: dict[str, Any] = {"method": name, "seeds": len(seeds)}
         if hasattr(m, "plan"):
             m.configure(config.generator, None)
+            m.planning = True  # setup() must not load a model for a dry run
             m.setup(seeds, language)
             entry.update(m.plan(seeds, fields[0], config.methods.n_per_seed))
         rows.append(entry)

@@ -248,7 +248,7 @@ class LLMTranslator:
             return []
         longest = max(len(t) for t in texts)
         dec = Decoding(
-            max_new_tokens=min(decoding.max_new_tokens, 2 * longest + 24),
+            max_new_tokens=min(decoding.max_new_tokens, 2 * longest + 32),
             temperature=decoding.temperature if decoding.sample else 0.0,
             top_p=decoding.top_p,
             stop=("\n",) if not self.generator.chat else (),

@@ -296,6 +296,7 @@ def _summary(result) -> str:
     help="Unlabelled in-domain texts (same text column), kept beside the seeds.",
 )
 @click.option(
+    "-m",
     "--methods",
     default=None,
     help="Comma-separated: swap,delete,insert,synonym,spelling,keyboard,backtranslate,paraphrase,"

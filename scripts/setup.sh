@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up, run by `make demo` and `make test`: a virtual environment in .venv with the engine,
-# its test tools, a torch build that fits the machine, and the WordNet data for synonym substitution.
+# its test tools, a torch build that fits the machine, WordNet (synonyms) and Apertium (back-translation).
 # Safe to run again: it skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,14 +12,19 @@ stamp="$VENV/.augment-setup-$(cat pyproject.toml scripts/setup.sh | sha1sum | cu
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# WordNet (English synonyms) comes from Debian's packages; without it the synonym method is skipped.
-if [ ! -f /usr/share/wordnet/data.noun ]; then
+# Debian data and programs: WordNet (English synonyms) and Apertium with its English-Spanish pair
+# (rule-based MT, the English back-translation default). Without them those methods are unavailable.
+apt_packages=()
+[ -f /usr/share/wordnet/data.noun ] || apt_packages+=(wordnet-base wordnet-sense-index)
+{ command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null | grep -qx ' *eng-spa'; } \
+  || apt_packages+=(apertium apertium-eng-spa)
+if [ ${#apt_packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    log "installing WordNet (Debian packages wordnet-base, wordnet-sense-index)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index) >/dev/null \
-      || log "WordNet could not be installed: the synonym method will be unavailable"
+    log "installing Debian packages: ${apt_packages[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}") >/dev/null \
+      || log "could not install ${apt_packages[*]}: synonym / Apertium back-translation will be unavailable"
   else
-    log "no WordNet in /usr/share/wordnet (sudo apt-get install wordnet-base wordnet-sense-index): synonym method unavailable"
+    log "missing Debian packages (sudo apt-get install ${apt_packages[*]}): synonym / Apertium back-translation unavailable"
   fi
 fi
 

@@ -172,6 +172,8 @@ def test_manifest_records_the_run(run):
         expected = "augment-engine pinyin" if pinyin else "nlpaug"
         if meth["name"] == "pseudo_label":
             expected = "embedding classifiers"
+        if meth["name"] == "backtranslate":
+            expected = "apertium"
         assert meth["backend"].startswith(expected), meth
 
 
@@ -181,7 +183,14 @@ def test_default_methods_per_language(zh_run, en_run):
     zh = [x["name"] for x in zh_run.manifest["methods"]]
     en = [x["name"] for x in en_run.manifest["methods"]]
     # both runs have an unlabelled pool, so pseudo-labelling joins the defaults
-    assert zh == [*default_methods("zh"), "pseudo_label"] and en == [*default_methods("en"), "pseudo_label"]
+    from augment.translation import apertium_pivots
+
+    bt = ["backtranslate"] if apertium_pivots("en") else []
+    assert zh == [*default_methods("zh"), "pseudo_label"] and en == [
+        *default_methods("en"),
+        *bt,
+        "pseudo_label",
+    ]
     assert {"swap", "delete", "insert"} <= set(zh) and "synonym" not in zh
     assert {"swap", "delete", "insert", "synonym"} <= set(en)  # WordNet is available here
 

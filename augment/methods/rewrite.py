@@ -83,6 +83,7 @@ class RewriteMethod:
         self.exhausted = False
         self._language = "en"
         self._chosen = ""
+        self.planning = False  # a dry run: no model is loaded
 
     # -- wiring --------------------------------------------------------------------------------
     def configure(self, gen_config: Any, cache: Any) -> None:
@@ -194,7 +195,9 @@ class BackTranslateMethod(RewriteMethod):
                 raise ConfigError(f"pivot {'>'.join(chain)!r} contains the source language {language!r}")
         self.translator = self._translator()
         self.backend = self.translator.backend
-        if self._chosen in MODEL_BACKENDS:  # load every direction now: a bad model fails before any output
+        if (
+            self._chosen in MODEL_BACKENDS and not self.planning
+        ):  # load every direction now: a bad model fails before any output
             for chain in self.pivots:
                 hops = [language, *chain, language]
                 for a, b in zip(hops, hops[1:], strict=False):
@@ -233,13 +236,14 @@ class BackTranslateMethod(RewriteMethod):
             self.p["backend"], self._language, self.p["model"], self.p["models"]
         )
         if self._chosen != "llm":
-            return {"calls": 0, "prompt_tokens": 0, "completion_tokens_max": 0}
-        hops = max(1, len(self.p["pivots"] or ["en"])) * 2
+            return {}  # no LLM calls
+        pivots = max(1, len(self.p["pivots"] or ["en"]))
+        per_hop = [_llm_cap(int(self.p["max_new_tokens"]), len(s.fields.get(field, ""))) for s in seeds]
         chars = sum(len(s.fields.get(field, "")) for s in seeds)
         return {
-            "calls": len(seeds) * hops,
-            "prompt_tokens": int(len(seeds) * hops * 120 + chars * hops),
-            "completion_tokens_max": len(seeds) * hops * int(self.p["max_new_tokens"]),
+            "calls": len(seeds) * pivots * 2,
+            "prompt_tokens": int(len(seeds) * pivots * 2 * 120 + chars * pivots * 2),
+            "completion_tokens_max": sum(per_hop) * (pivots + n),
         }
 
     def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
@@ -383,7 +387,9 @@ class ParaphraseMethod(RewriteMethod):
         self._language = language
         backend = self.p["backend"]
         self._chosen = ("transformers" if self.p["model"] else "llm") if backend == "auto" else backend
-        if self._chosen in MODEL_BACKENDS:
+        if self._chosen in MODEL_BACKENDS and self.planning:
+            self.backend, self.prefix = self._chosen, self.p["prefix"] or ""
+        elif self._chosen in MODEL_BACKENDS:
             if not self.p["model"]:
                 raise ConfigError(
                     f"methods.params.{self.name}.model is needed for backend {self._chosen} "
@@ -423,12 +429,13 @@ class ParaphraseMethod(RewriteMethod):
 
     def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, int]:
         if (self.p["model"] and self.p["backend"] == "auto") or self.p["backend"] in MODEL_BACKENDS:
-            return {"calls": 0, "prompt_tokens": 0, "completion_tokens_max": 0}
+            return {}  # no LLM calls
         chars = sum(len(s.fields.get(field, "")) for s in seeds)
+        cap = int(self.p["max_new_tokens"])
         return {
             "calls": len(seeds) * n,
             "prompt_tokens": len(seeds) * 120 + chars,
-            "completion_tokens_max": len(seeds) * n * int(self.p["max_new_tokens"]),
+            "completion_tokens_max": n * sum(_llm_cap(cap, len(s.fields.get(field, ""))) for s in seeds),
         }
 
     def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
@@ -500,6 +507,11 @@ class ParaphraseMethod(RewriteMethod):
         )
         results = gen.generate(prompts, n, decoding)
         return [[_first_line(c.text) if c.text else None for c in samples] for samples in results]
+
+
+def _llm_cap(max_new_tokens: int, chars: int) -> int:
+    """Tokens an LLM may write for a rewrite of a text of ``chars`` characters."""
+    return min(max_new_tokens, 2 * chars + 32)
 
 
 register("backtranslate", BackTranslateMethod)
