@@ -333,3 +333,12 @@ def test_llm_backtranslation_and_paraphrase_for_chinese(tmp_path):
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["generation"]["backtranslate"]["calls"] >= 6
+
+
+def test_dry_run_loads_no_translation_model(zh_seeds_small):
+    r = invoke(
+        ["expand", zh_seeds_small, "--dry-run", "-m", "backtranslate,paraphrase",
+         "-P", "backtranslate.model=/nonexistent/mt", "-P", "paraphrase.model=/nonexistent/para"]
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "backtranslate" in r.output and "paraphrase" in r.output
