@@ -342,3 +342,13 @@ def test_dry_run_loads_no_translation_model(zh_seeds_small):
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "backtranslate" in r.output and "paraphrase" in r.output
+
+
+def test_ctranslate2_cpu_threads_split_the_cores(monkeypatch):
+    import augment.seq2seq as s2s
+
+    monkeypatch.setattr(s2s.os, "sched_getaffinity", lambda _pid: set(range(2)), raising=False)
+    assert s2s.cpu_threads() == (2, 1)  # 2 cores: two single-threaded replicas
+    assert s2s.cpu_threads(replicas=1) == (1, 2)
+    monkeypatch.setattr(s2s.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    assert s2s.cpu_threads() == (4, 4) and s2s.cpu_threads(threads=8) == (2, 8)
