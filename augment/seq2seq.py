@@ -171,6 +171,17 @@ def _check_lang(tokenizer: Any, model_id: str, lang: str | None, role: str, over
     return tok
 
 
+def _languages(
+    tok: Any, model_id: str, codes: dict[str, str], src: str | None, tgt: str | None
+) -> str | None:
+    """Check both languages, tell the tokenizer the source one, and return the target's token (or None
+    for a one-pair model)."""
+    src_tok = _check_lang(tok, model_id, src, "source", codes)
+    tgt_tok = _check_lang(tok, model_id, tgt, "target", codes)
+    _set_src(tok, src_tok, src)
+    return tgt_tok
+
+
 def _is_multilingual(tokenizer: Any) -> bool:
     return hasattr(tokenizer, "src_lang") or hasattr(tokenizer, "lang_code_to_id")
 
@@ -228,9 +239,7 @@ class TransformersSeq2Seq:
         import torch
 
         tok = self.tokenizer
-        src_tok = _check_lang(tok, self.model_id, src_lang, "source", self.lang_codes)
-        tgt_tok = _check_lang(tok, self.model_id, tgt_lang, "target", self.lang_codes)
-        _set_src(tok, src_tok, src_lang)
+        tgt_tok = _languages(tok, self.model_id, self.lang_codes, src_lang, tgt_lang)
         kwargs: dict[str, Any] = {
             "max_new_tokens": decoding.max_new_tokens,
             "num_return_sequences": n,
@@ -446,9 +455,7 @@ class CTranslate2Seq2Seq:
         import ctranslate2
 
         tok = self.tokenizer
-        src_tok = _check_lang(tok, self.model_id, src_lang, "source", self.lang_codes)
-        tgt_tok = _check_lang(tok, self.model_id, tgt_lang, "target", self.lang_codes)
-        _set_src(tok, src_tok, src_lang)
+        tgt_tok = _languages(tok, self.model_id, self.lang_codes, src_lang, tgt_lang)
         kwargs: dict[str, Any] = {
             "num_hypotheses": n,
             "max_decoding_length": decoding.max_new_tokens,
