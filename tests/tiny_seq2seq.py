@@ -130,6 +130,29 @@ def build_marian(path: Path, texts: Sequence[str]) -> Path:
     return _save(model, tokenizer, path)
 
 
+def _tiny_m2m_config(tokenizer, vocab_size: int, **extra):
+    """A 1+1-layer M2M-100 configuration (NLLB shares the architecture); the decoder starts from </s>."""
+    from transformers import M2M100Config
+
+    return M2M100Config(
+        vocab_size=vocab_size,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        scale_embedding=True,
+        **extra,
+    )
+
+
 def build_m2m100(
     path: Path, texts: Sequence[str], langs: Sequence[str] = ("en", "zh", "de", "es", "fr")
 ) -> Path:
@@ -140,7 +163,7 @@ def build_m2m100(
     slots, as the real checkpoints do. `langs` must be M2M-100 language codes (they all are tokens).
     """
     import torch
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+    from transformers import M2M100ForConditionalGeneration, M2M100Tokenizer
     from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES
 
     unknown = [lang for lang in langs if lang not in FAIRSEQ_LANGUAGE_CODES["m2m100"]]
@@ -167,22 +190,7 @@ def build_m2m100(
         additional_special_tokens=lang_tokens,
     )
     vocab_size = len(tokenizer) + tokenizer.num_madeup_words  # vocab.json + language tokens + madeupwords
-    config = M2M100Config(
-        vocab_size=vocab_size,
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        scale_embedding=True,
-    )
+    config = _tiny_m2m_config(tokenizer, vocab_size)
     torch.manual_seed(0)
     model = M2M100ForConditionalGeneration(config)
     model.generation_config.max_length = 64
@@ -198,7 +206,7 @@ def build_nllb(path: Path, texts: Sequence[str]) -> Path:
     """
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+    from transformers import M2M100ForConditionalGeneration, NllbTokenizer
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -211,23 +219,7 @@ def build_nllb(path: Path, texts: Sequence[str]) -> Path:
     state = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in state["merges"]]
     tokenizer = NllbTokenizer(vocab=state["vocab"], merges=merges, src_lang="eng_Latn")
-    config = M2M100Config(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        scale_embedding=True,
-        tokenizer_class="NllbTokenizer",
-    )
+    config = _tiny_m2m_config(tokenizer, len(tokenizer), tokenizer_class="NllbTokenizer")
     torch.manual_seed(0)
     model = M2M100ForConditionalGeneration(config)
     model.generation_config.max_length = 64
