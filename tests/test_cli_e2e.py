@@ -202,19 +202,58 @@ def test_pool_is_pseudo_labelled(lang, request):
     pool = run.manifest["inputs"]["pool"]
     assert pool["rows"] == 300 and run.manifest["counts"]["pool"] == 300
     assert pool["sha256"] == hashlib.sha256((folder / "unlabeled.jsonl").read_bytes()).hexdigest()
-    # pool rows enter the training set only as confident, agreed pseudo-labels, within the quota
+    # with no dev file the recipe cross-validates on the seeds and keeps the most confident fraction
+    # of each predicted class that the proxy's score supports; the rest is rejected with the numbers
+    recipe = run.manifest["recipe"]
+    assert recipe["mode"] == "cv" and recipe["folds"] >= 2
+    q = recipe["chosen"]["pseudo_label_fraction"]
+    assert q in (0.0, 0.05, 0.1, 0.2, 0.4, 1.0)
     assert all(row["label"] for row in run.augmented)
     pseudo = [row for row in run.augmented if row["origin"] == "pseudo-labelled"]
-    assert pseudo and len(pseudo) < 300
-    meth = next(m for m in run.manifest["methods"] if m["name"] == "pseudo_label")["params"]
-    per_round = Counter((row["label"], row["params"]["round"]) for row in pseudo)
-    assert max(per_round.values()) <= meth["per_class"]
+    assert bool(pseudo) == (q > 0)
+    below = [row for row in run.rejected if row.get("reason") == "below_fraction"]
+    assert all(row["rejected_by"] == "recipe" and f"top {q:g}" in row["reason_detail"] for row in below)
+    for label in {row["label"] for row in pseudo}:  # kept rows are the most confident of their label
+        worst_kept = min(row["scores"]["confidence"] for row in pseudo if row["label"] == label)
+        best_left = max((row["scores"]["confidence"] for row in below if row["label"] == label), default=0)
+        assert worst_kept >= best_left
     for row in pseudo:
         assert row["method"] == "pseudo_label" and row["parent_ids"][0].startswith("p-")
-        assert row["params"]["confidence"] >= meth["threshold"] and row["params"]["votes"] >= meth["agree"]
-        assert row["params"]["round"] in range(1, meth["rounds"] + 1)
+        assert row["params"]["threshold"] is None and row["params"]["round"] == 1
     pool_ids = {row["parent_ids"][0] for row in run.rejected if row["method"] == "pseudo_label"}
     assert len(pool_ids | {row["parent_ids"][0] for row in pseudo}) == 300  # every pool row accounted for
+    assert "recipe (" in run.result.stdout and "pseudo-label fraction kept per class" in run.result.stdout
+
+
+def test_dev_file_drives_the_recipe_and_never_reaches_the_output(tmp_path):
+    seeds = read_jsonl(ZH_BANK / "seeds.jsonl")
+    by_label: dict[str, list[dict]] = {}
+    for row in seeds:
+        by_label.setdefault(row["label"], []).append(row)
+    dev = [row for rows in by_label.values() for row in rows[:2]]
+    train = [row for row in seeds if row not in dev]
+    from conftest import write_jsonl
+
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "dev.jsonl", dev)
+    pool = read_jsonl(ZH_BANK / "unlabeled.jsonl") + [{"text": dev[0]["text"]}]  # a dev text in the pool
+    write_jsonl(tmp_path / "pool.jsonl", pool)
+    out = tmp_path / "out"
+    result = invoke(
+        ["expand", tmp_path / "train.jsonl", "--unlabeled", tmp_path / "pool.jsonl", "--dev", tmp_path / "dev.jsonl",
+         "-m", "swap,pseudo_label", "-o", out]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    recipe = manifest["recipe"]
+    assert recipe["mode"] == "dev" and manifest["inputs"]["dev"]["rows"] == len(dev)
+    assert set(recipe["methods"]) == {"swap"} and "0.4" in recipe["pseudo_label"]["by_fraction"]
+    assert "recipe (scored on the dev file)" in result.stdout
+    augmented = read_jsonl(out / "augmented.jsonl")
+    dev_texts = {row["text"] for row in dev}
+    assert not dev_texts & {row["text"] for row in augmented}
+    in_dev = [row for row in read_jsonl(out / "rejected.jsonl") if row.get("reason") == "in_dev"]
+    assert [row["text"] for row in in_dev] == [dev[0]["text"]]
 
 
 def test_summary_names_the_outputs(run):

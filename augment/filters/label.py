@@ -3,7 +3,9 @@
 The judge is independent of how the candidate was made: a calibrated embedding classifier (by
 default logistic regression) fitted on the seeds alone. The score is the margin
 ``P(intended label) - max P(other label)``; a candidate is kept when it is at least ``margin``.
-Rows without labels (instruction data) pass with no score.
+Rows without labels (instruction data) pass with no score. Pseudo-labelled pool rows get their
+margin recorded but are never dropped here: their label came from the same kind of seed classifier,
+and how many of them to keep is the pseudo-labeller's gate or the recipe's choice.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..classifiers import EmbeddingClassifier, margin_for
-from ..record import Record
+from ..record import PSEUDO_LABELLED, Record
 from .base import FilterContext, Verdict
 
 
@@ -45,7 +47,7 @@ class LabelConsistencyFilter:
         out = []
         for cand, m, p in zip(candidates, margins, proba, strict=True):
             m = round(float(m), 4)
-            if m >= self.margin:
+            if m >= self.margin or cand.origin == PSEUDO_LABELLED:
                 out.append(Verdict(True, m))
             else:
                 predicted = model.classes[int(p.argmax())]

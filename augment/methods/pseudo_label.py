@@ -25,9 +25,13 @@ from .base import register
 
 logger = logging.getLogger(__name__)
 
+FIXED_THRESHOLD = 0.8  # the gate when no recipe chooses (no dev file and too few seeds to cross-validate)
+
 DEFAULTS: dict[str, Any] = {
     "classifiers": ["logreg", "prototype", "knn"],
-    "threshold": 0.8,
+    # "auto": the recipe (augment/recipe.py) chooses how much of the pool to keep by the proxy's dev /
+    # cross-validation score; a number: a fixed confidence gate. None (set by the pipeline): no gate.
+    "threshold": "auto",
     "agree": 2,
     "per_class": None,  # default: the median number of seeds per label
     "rounds": 2,
@@ -53,7 +57,14 @@ class PseudoLabelMethod:
         for kind in self.classifiers:
             if kind not in KINDS:
                 raise ConfigError(f"methods.params.{name}.classifiers: {kind!r} is not one of {KINDS}")
-        self.threshold = float(p["threshold"])
+        threshold = p["threshold"]
+        if threshold is not None and threshold != "auto":
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+                raise ConfigError(
+                    f"methods.params.{name}.threshold must be 'auto' or a number in [0, 1], got {threshold!r}"
+                )
+            threshold = float(threshold)
+        self.threshold: float | str | None = threshold
         self.agree = int(p["agree"])
         if not 1 <= self.agree <= len(self.classifiers):
             raise ConfigError(
@@ -84,6 +95,26 @@ class PseudoLabelMethod:
         if self.per_class is None:
             self.per_class = max(1, int(statistics.median(counts.values())))
 
+    @property
+    def gated(self) -> bool:
+        """False when every pool row becomes a labelled candidate and the recipe chooses among them."""
+        return self.threshold is not None
+
+    def resolve_threshold(self, recipe_chooses: bool) -> None:
+        """``auto`` becomes no gate when the recipe chooses, else the fixed gate."""
+        if self.threshold == "auto":
+            self.threshold = None if recipe_chooses else FIXED_THRESHOLD
+
+    def relabeller(self, run_seed: int):
+        """``(train_x, train_y, pool_x) -> (labels, confidence)``: the same classifiers, refitted (the
+        recipe uses it to label the pool without a cross-validation fold's held-out seeds)."""
+
+        def relabel(train_x: np.ndarray, train_y: list[str], pool_x: np.ndarray):
+            labels, conf, _ = score_pool(self.classifiers, self.k, run_seed, train_x, train_y, pool_x)
+            return labels, conf
+
+        return relabel
+
     def generate(self, batch, field, n, run_seed):  # pragma: no cover - pool methods use label_pool
         raise TypeError("pseudo_label reads the unlabelled pool; the pipeline calls label_pool()")
 
@@ -96,6 +127,7 @@ class PseudoLabelMethod:
         run_seed: int,
     ) -> list[Record]:
         """Candidates for every pool row: accepted ones labelled, the rest rejected with a reason."""
+        self.resolve_threshold(False)  # not resolved by a pipeline: the fixed gate
         self.model = embedder.model_id
         self.model_revision = embedder.revision
         seed_x = embedder.encode([s.fields[field] for s in seeds])
@@ -107,23 +139,19 @@ class PseudoLabelMethod:
         for rnd in range(1, self.rounds + 1):
             if len(remaining) == 0:
                 break
-            models = [
-                EmbeddingClassifier(kind, k=self.k, seed=run_seed).fit(train_x, train_y)
-                for kind in self.classifiers
-            ]
-            classes = models[0].classes
-            probas = [m.predict_proba(pool_x[remaining]) for m in models]
-            mean = np.mean(probas, axis=0)
-            best = mean.argmax(axis=1)
-            conf = mean[np.arange(len(best)), best]
-            votes = np.sum([p.argmax(axis=1) == best for p in probas], axis=0)
+            labels, conf, votes = score_pool(
+                self.classifiers, self.k, run_seed, train_x, train_y, pool_x[remaining]
+            )
             taken_per_class: Counter = Counter()
             order = np.argsort(-conf, kind="stable")
             newly = []
             for j in order:
                 i = int(remaining[j])
-                label = classes[best[j]]
+                label = labels[j]
                 last[i] = (label, float(conf[j]), int(votes[j]))
+                if not self.gated:  # the recipe chooses later: every row is a labelled candidate
+                    accepted[i] = (label, float(conf[j]), int(votes[j]), rnd)
+                    continue
                 if conf[j] < self.threshold or votes[j] < self.agree:
                     continue
                 if taken_per_class[label] >= self.per_class:
@@ -131,6 +159,8 @@ class PseudoLabelMethod:
                 taken_per_class[label] += 1
                 accepted[i] = (label, float(conf[j]), int(votes[j]), rnd)
                 newly.append(i)
+            if not self.gated:
+                break  # one labelling pass; the recipe picks the fraction to keep
             logger.info("pseudo_label round %d: accepted %d of %d", rnd, len(newly), len(remaining))
             if not newly:
                 break
@@ -187,6 +217,25 @@ class PseudoLabelMethod:
                 cand = cand.rejected(why)
             out.append(cand)
         return out
+
+
+def score_pool(
+    classifiers: Sequence[str],
+    k: int,
+    run_seed: int,
+    train_x: np.ndarray,
+    train_y: Sequence[str],
+    pool_x: np.ndarray,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Each pool row's label, averaged calibrated confidence, and how many classifiers agree."""
+    models = [EmbeddingClassifier(kind, k=k, seed=run_seed).fit(train_x, list(train_y)) for kind in classifiers]
+    classes = models[0].classes
+    probas = [m.predict_proba(pool_x) for m in models]
+    mean = np.mean(probas, axis=0)
+    best = mean.argmax(axis=1)
+    conf = mean[np.arange(len(best)), best]
+    votes = np.sum([p.argmax(axis=1) == best for p in probas], axis=0)
+    return [classes[b] for b in best], conf, votes
 
 
 register("pseudo_label", PseudoLabelMethod)
