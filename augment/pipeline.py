@@ -85,20 +85,27 @@ def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
     return out
 
 
-def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse to touch an existing output folder unless asked; raise before any work is done."""
+def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> str:
+    """Refuse to touch an existing output folder unless asked; raise before any work is done.
+
+    Returns what the run does there: ``"start"`` (a new run), ``"resume"`` (an unfinished run's
+    checkpoints are reused) or ``"finished"`` (``--resume`` on a completed run: the caller checks that
+    it is the same run and reports it as done). ``--resume`` where nothing ran yet starts the run, so
+    rerunning the same command after a kill always works.
+    """
     if not out.exists():
-        if resume:
-            raise ConfigError(f"{out}: nothing to resume (no such folder)")
-        return
+        return "start"
     if not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
     if resume and (out / WORK / "state.json").exists():
-        return
-    if resume:
-        raise ConfigError(f"{out}: nothing to resume (no unfinished run there)")
+        return "resume"
+    if resume and (out / "manifest.json").exists() and not overwrite:
+        return "finished"
+    if resume and not any(p.name != WORK for p in out.iterdir()):
+        return "start"  # killed before the first checkpoint: nothing to reuse
     if any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: already exists and is not empty (pass --overwrite to replace it)")
+    return "start"
 
 
 def _progress(total: int, desc: str):
@@ -221,7 +228,10 @@ def expand(
     out = Path(out_dir)
     started = datetime.now(timezone.utc)
     timings: dict[str, Any] = {}
-    check_out_dir(out, overwrite=overwrite, resume=resume)
+    state = check_out_dir(out, overwrite=overwrite, resume=resume)
+    if resume and state == "start":
+        logger.info("%s: nothing to resume there yet; starting the run", out)
+    resume = state == "resume"
 
     # 1. load and validate everything before writing anything
     t = time.perf_counter()
@@ -282,13 +292,18 @@ def expand(
         {k: v["sha256"] for k, v in inputs.items()},
     )
 
+    if state == "finished":
+        return _finished(out, fingerprint)
+
+    # the embedder loads before anything is written: a model that cannot load leaves no folder behind
+    embedder = _embedder(config, language, timings)
+
     # 3. generate, checkpointing every batch
     out.mkdir(parents=True, exist_ok=True)
     if overwrite and not resume:
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
     work = _WorkDir(out, fingerprint, resume)
-    embedder: CachedEmbedder | None = None
     candidates: list[Record] = []
     reused = 0
     timings["generate"] = {}
@@ -304,7 +319,6 @@ def expand(
                     recs = [r for p in pool for r in done[p.id]]
                     reused += len(pool)
                 else:
-                    embedder = embedder or _embedder(config, language, timings)
                     recs = method.label_pool(pool, seeds, f, embedder, config.seed)
                     work.append(step, [p.id for p in pool], recs)
                 candidates.extend(recs)
@@ -326,7 +340,6 @@ def expand(
         timings["generate"][method.name] = round(time.perf_counter() - t, 3)
 
     # 4. filter
-    embedder = embedder or _embedder(config, language, timings)
     kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
 
     # 5. keep what helps a model: the recipe, scored on dev or by cross-validation
@@ -357,6 +370,24 @@ def expand(
     result = write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)
     work.remove()
     return result
+
+
+def _finished(out: Path, fingerprint: str) -> ExpandResult:
+    """``--resume`` on a completed run: done if it is the same run, else a clear refusal."""
+    def records(name: str) -> list[Record]:
+        lines = (out / name).read_text(encoding="utf-8").splitlines()
+        return [Record.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{out}: holds a finished run with other inputs or settings (pass --overwrite to replace it)"
+        )
+    logger.info("%s: this run is already complete; nothing to resume", out)
+    rows, rejected = records("augmented.jsonl"), records("rejected.jsonl")
+    seeds = [r for r in rows if r.origin == "seed"]
+    kept = [r for r in rows if r.origin != "seed"]
+    return ExpandResult(out_dir=out, seeds=seeds, kept=kept, rejected=rejected, manifest=manifest)
 
 
 def _recipe_mode(config: ExpandConfig, task: str, seeds: Sequence[Record], has_dev: bool) -> tuple[str, str]:

@@ -11,6 +11,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import ConfigError
+
 TEMPLATES: dict[tuple[str, str, str], str] = {
     (
         "classify",
@@ -171,19 +173,35 @@ def prompt_language(language: str) -> str:
 
 @lru_cache(maxsize=32)
 def _compile(text: str):
+    """Templates come from config files and ``-P``, which people share: they render in Jinja's
+    sandbox, so a template can read the values it is given but cannot reach Python internals
+    (``{{ cycler.__init__.__globals__.os }}`` and the like raise a SecurityError)."""
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False).from_string(text)
+    try:
+        env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+        return env.from_string(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"prompt template, line {exc.lineno}: {exc.message}") from None
 
 
 def render(kind: str, mode: str, language: str, override: str | None = None, **values) -> str:
     """Render the template for (kind, chat|completion, language), or an override (path or text)."""
+    import jinja2
+    from jinja2.sandbox import SecurityError
+
     if override:
         path = Path(override)
         text = path.read_text(encoding="utf-8") if len(override) < 256 and path.is_file() else override
     else:
         text = TEMPLATES[(kind, mode, prompt_language(language))]
-    return _compile(text).render(**values)
+    try:
+        return _compile(text).render(**values)
+    except SecurityError as exc:
+        raise ConfigError(f"prompt template refused: {exc} (templates may only use the values they are given)") from None
+    except jinja2.UndefinedError as exc:
+        raise ConfigError(f"prompt template: {exc.message}") from None
 
 
 _NUMBERED = re.compile(r"^\s*(?:\d{1,3}|[一二三四五六七八九十]{1,3})\s*[.)、．:：]\s*(.+?)\s*$")

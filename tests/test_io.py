@@ -293,3 +293,20 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     write_atomic(target, "新的内容\n")
     assert target.read_text(encoding="utf-8") == "新的内容\n"
     assert [p.name for p in target.parent.iterdir()] == ["a.jsonl"]  # no temp files left
+
+
+def test_outputs_get_the_umask_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from augment.io import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.jsonl", "x\n")
+        os.umask(0o027)
+        write_atomic(tmp_path / "b.jsonl", "y\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.jsonl").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.jsonl").stat().st_mode) == 0o640

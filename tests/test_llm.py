@@ -344,3 +344,17 @@ def test_self_instruct_chinese_instructions_with_gemma(tmp_path):
         "near_candidate",
         "too_short",
     }
+
+
+def test_templates_render_in_a_sandbox(tmp_path):
+    from augment.errors import ConfigError
+    from augment.prompts import render
+
+    target = tmp_path / "pwned"
+    evil = "{{ cycler.__init__.__globals__.os.popen('touch " + str(target) + "').read() }}"
+    with pytest.raises(ConfigError, match="prompt template refused"):
+        render("paraphrase", "chat", "en", evil, text="hello")
+    assert not target.exists()
+    assert render("paraphrase", "chat", "en", "Rewrite: {{ text | upper }}", text="hi") == "Rewrite: HI"
+    with pytest.raises(ConfigError, match="prompt template: 'nope' is undefined"):
+        render("paraphrase", "chat", "en", "{{ nope }}", text="hi")

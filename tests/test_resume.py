@@ -137,13 +137,20 @@ def test_torn_last_checkpoint_line_is_ignored(zh_subset, tmp_path, monkeypatch, 
     assert _rows(out) == _rows(uninterrupted)
 
 
-def test_nothing_to_resume_in_a_finished_run(zh_subset, uninterrupted, tmp_path):
+def test_resume_on_a_finished_run_says_it_is_done(zh_subset, uninterrupted, tmp_path, caplog):
+    import logging
     import shutil
 
     out = tmp_path / "done"
     shutil.copytree(uninterrupted, out)
-    with pytest.raises(ConfigError, match="nothing to resume"):
-        expand(zh_subset, out, _config(), resume=True)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with caplog.at_level(logging.INFO, logger="augment.pipeline"):
+        result = expand(zh_subset, out, _config(), resume=True)
+    assert "already complete" in caplog.text
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing rewritten
+    assert len(result.seeds) + len(result.kept) == len(_rows(out))
+    with pytest.raises(ConfigError, match="holds a finished run with other inputs or settings"):
+        expand(zh_subset, out, _config(seed=99), resume=True)
 
 
 def test_resume_through_the_cli(zh_subset, tmp_path, monkeypatch, uninterrupted):
@@ -195,11 +202,8 @@ def test_checkpoint_written_after_a_torn_line_is_readable(zh_subset, tmp_path, m
     assert result.manifest["resume"]["seeds_reused"] == 4
 
 
-def test_resume_into_a_missing_folder_is_a_clean_error(zh_subset, tmp_path):
+def test_resume_into_a_missing_folder_starts_the_run(zh_subset, tmp_path):
     out = tmp_path / "never-ran"
     result = invoke(["expand", zh_subset, "-o", out, "--methods", "swap", "--resume"])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    lines = error_lines(result)
-    assert len(lines) == 1 and "nothing to resume" in lines[0]
-    assert not out.exists()
+    assert result.exit_code == 0, result.output
+    assert (out / "augmented.jsonl").is_file() and not (out / ".work").exists()
