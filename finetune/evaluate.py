@@ -6,7 +6,9 @@ stratified held-out part of the SEEDS as the test set (so repetitions are differ
 splits), and every row derived from a held-out seed (``parent_ids``, followed transitively) or with
 the same text is dropped from all training variants: see :mod:`finetune.splits`. Classification is
 scored by accuracy and macro-F1, instruction data by the response-token loss; each is reported as
-mean ± std over the repetitions.
+mean ± std over the repetitions. Since every variant of a repetition is scored on the same test rows,
+each is also compared with seed-only *within* the repetition: the paired delta (variant minus
+seed-only) per repeat, its mean ± std, and in how many repeats the variant improved.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from augment.record import SEED
 
 from .config import TrainConfig
 from .data import Examples, read_examples, select
-from .metrics import format_table, mean_std
+from .metrics import format_table, mean_std, paired_deltas
 from .splits import against, holdout
 from .train import fit, package_versions, plan
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 SEED_ONLY = "seed-only"
 AUGMENTED = "seed+augmented"
 METRICS = {"classification": ("accuracy", "macro_f1"), "instruction": ("loss", "perplexity")}
+HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "loss": False, "perplexity": False}
 
 
 def variants(train: Examples, per_method: bool) -> dict[str, Examples]:
@@ -91,6 +94,9 @@ def evaluate(
                 **keep,
                 "seconds": round(time.perf_counter() - t, 2),
             }
+            head = fitted.predictor.head
+            if head is not None and head.c is not None:
+                rep["variants"][name]["C"] = head.c
             logger.info(
                 "repeat %d/%d %-18s %4d rows  %s",
                 r + 1, repeats, name, len(train), "  ".join(f"{k} {v:.4f}" for k, v in keep.items()),
@@ -104,6 +110,11 @@ def evaluate(
         summary[name] = {"train_rows": mean_std([v["train_rows"] for v in runs])["mean"]}
         for k in METRICS[examples.task]:
             summary[name][k] = mean_std([v[k] for v in runs])
+        if name != SEED_ONLY:
+            summary[name]["paired_delta"] = {
+                k: paired_deltas(reps, name, SEED_ONLY, k, higher_is_better=HIGHER_IS_BETTER[k])
+                for k in METRICS[examples.task]
+            }
     return {
         "kind": "evaluate",
         "data": str(examples.path),
@@ -123,22 +134,27 @@ def evaluate(
 
 
 def table(report: dict[str, Any]) -> str:
-    """The summary as text: one row per variant, mean ± std, and the change against seed-only."""
+    """The summary as text: one row per variant, mean ± std, and the paired change against seed-only
+    (mean ± std of the per-repeat differences, and in how many repeats the variant improved)."""
     names = METRICS[report["task"]]
+    last = names[-1].replace("_", "-")
     header = [
         "variant",
         "train rows",
         *[n.replace("_", "-") for n in names],
-        f"Δ {names[-1].replace('_', '-')}",
+        f"Δ {last} (paired)",
+        "improved",
     ]
     rows = []
-    base = report["summary"].get(SEED_ONLY, {}).get(names[-1], {}).get("mean")
     for name, s in report["summary"].items():
         cells = [name, f"{s['train_rows']:.0f}"]
         for n in names:
             cells.append(f"{s[n]['mean']:.3f} ± {s[n]['std']:.3f}")
-        delta = s[names[-1]]["mean"] - base if base is not None and name != SEED_ONLY else None
-        cells.append("" if delta is None else f"{delta:+.3f}")
+        d = s.get("paired_delta", {}).get(names[-1])
+        if d is None or not d["n"]:
+            cells += ["", ""]
+        else:
+            cells += [f"{d['mean']:+.3f} ± {d['std']:.3f}", f"{d['improved']} of {d['n']}"]
         rows.append(cells)
     split = (
         f"test: {report['test']}"
@@ -148,6 +164,8 @@ def table(report: dict[str, Any]) -> str:
     foot = (
         f"{report['task']}, {report['language']}, method {report['method']}, model {report['model']}; "
         f"{report['repeats']} repeats (seeds {report['config']['seed']}..{report['config']['seed'] + report['repeats'] - 1}); "
-        f"{split}; {report['seconds']:.0f} s"
+        f"{split}; {report['seconds']:.0f} s\n"
+        f"Δ: each repeat's variant minus that repeat's seed-only score on the same test rows; "
+        f"improved: repeats where the variant scored {'higher' if HIGHER_IS_BETTER[names[-1]] else 'lower'}"
     )
     return format_table(header, rows) + "\n\n" + foot

@@ -59,6 +59,27 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": mean, "std": std, "n": n}
 
 
+def paired_deltas(
+    runs: Sequence[dict[str, Any]], variant: str, baseline: str, metric: str, *, higher_is_better: bool = True
+) -> dict[str, Any]:
+    """Per-repeat ``variant - baseline`` of ``metric`` (runs: each ``{"variants": {name: scores}}``,
+    scored on the same test rows), over the repeats that have both: the deltas, their mean ± std,
+    and in how many repeats the variant improved (strictly), tied or got worse."""
+    deltas = [
+        r["variants"][variant][metric] - r["variants"][baseline][metric]
+        for r in runs
+        if variant in r["variants"] and baseline in r["variants"]
+    ]
+    sign = 1.0 if higher_is_better else -1.0
+    out: dict[str, Any] = {"per_repeat": deltas, "n": len(deltas)}
+    if deltas:
+        out.update({k: v for k, v in mean_std(deltas).items() if k != "n"})
+    out["improved"] = sum(sign * d > 1e-12 for d in deltas)
+    out["tied"] = sum(abs(d) <= 1e-12 for d in deltas)
+    out["worse"] = len(deltas) - out["improved"] - out["tied"]
+    return out
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-align the first column, right-align the others."""
     all_rows = [list(header), *[list(r) for r in rows]]

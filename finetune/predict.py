@@ -1,8 +1,9 @@
 """A trained model, in memory right after training or reloaded from its folder, behind one interface.
 
 ``Predictor.load(out)`` reads ``out/manifest.json`` (task, method, labels, backbone), rebuilds the
-backbone and applies the saved adapter (or the embedding head); ``predict`` / ``score`` then run the
-same code that scored the test set at the end of training, so the metrics reproduce exactly.
+backbone and applies the saved adapter (or the embedding head, on the saved body for ``setfit``);
+``predict`` / ``score`` then run the same code that scored the test set at the end of training, so
+the metrics reproduce exactly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Predictor:
     labels: list[str] = field(default_factory=list)
     model: Any = None  # peft model (torch methods)
     tokenizer: Any = None
-    head: Any = None  # EmbeddingHead (embedding method)
+    head: Any = None  # EmbeddingHead (embedding and setfit methods)
     max_length: int = 128
 
     # -- loading ----------------------------------------------------------------------------------
@@ -51,10 +52,16 @@ class Predictor:
             raise ConfigError(f"{mpath}: not a finetune manifest")
         task, method = manifest["task"], manifest["method"]
         cfg = manifest["config"]
-        if method == "embedding":
+        if method in ("embedding", "setfit"):
             from .embedding import EmbeddingHead
 
-            head = EmbeddingHead.load(out, manifest["embedding"])
+            info = manifest["embedding"]
+            body = None
+            if info.get("body"):
+                from .setfit import load_body
+
+                body = load_body(out / info["body"], max_length=cfg.get("max_length"))
+            head = EmbeddingHead.load(out, info, embedder=body)
             return cls(task, method, list(manifest["labels"]), head=head)
         from .models import resolve_model
 
@@ -77,7 +84,7 @@ class Predictor:
     def logits(self, examples: Examples) -> np.ndarray:
         if self.task != "classification":
             raise ConfigError("logits are for classification models")
-        if self.method == "embedding":
+        if self.head is not None:
             return self.head.predict_logits(examples)
         from . import classifier
 

