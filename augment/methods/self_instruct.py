@@ -23,7 +23,14 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..generators import CachedGenerator, Decoding, GeneratorConfig, ResponseCache, load_generator
+from ..generators import (
+    CachedGenerator,
+    Decoding,
+    GeneratorConfig,
+    ResponseCache,
+    default_is_chat,
+    load_generator,
+)
 from ..prompts import ANSWER_STOPS, STOPS, parse_items, render
 from ..record import CLASSIFICATION, Lineage, Record, Rejection, stable_hash
 from ..rouge import rouge_l
@@ -91,8 +98,9 @@ class SelfInstructMethod:
     def mode(self) -> str:
         chat = self.gen_config.chat
         if chat is None and self.generator is None and self._planning:
-            # without loading: the embedded English default is a chat model, the Chinese one a base model
-            chat = self.gen_config.model is not None or self._language.split("-")[0].lower() == "en"
+            # without loading: the embedded defaults are chat models, except Gemma-3 (base) when the
+            # packaged Qwen is not in the cache
+            chat = self.gen_config.model is not None or default_is_chat(self._language)
         if chat is None:
             return "chat" if self._gen().chat else "completion"
         return "chat" if chat else "completion"
