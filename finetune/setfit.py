@@ -161,7 +161,8 @@ def train_body(
         num_train_epochs=float(config.epochs),
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
-        warmup_steps=0.1,
+        # 10% warm-up, none on runs too short for it (a 1-step warm-up is a step at lr 0)
+        warmup_steps=0.1 if len(pairs) * float(config.epochs) >= 10 * config.batch_size else 0,
         seed=config.seed,
         data_seed=config.seed,
         save_strategy="no",
