@@ -9,10 +9,10 @@ without one, by stratified k-fold cross-validation on the seeds. It decides:
 1. **how much of the pseudo-labelled pool to keep**: the most confident fraction ``q`` of the rows
    predicted as each class, ``q`` in :data:`FRACTIONS` (``0`` = none), jointly with the proxy's
    regularisation ``C`` in :data:`C_GRID`;
-2. **whether each augmentation method's rows help at all**: methods are tried one at a time (forward
-   selection) and kept only when the proxy's accuracy with them is strictly higher than without
-   (by more than ``min_gain``): rows that sit next to their parents rarely move a decision, and a
-   method that only lowers log-loss at equal accuracy is within the noise of a small dev set.
+2. **whether each augmentation method's rows hurt**: methods are tried one at a time (forward
+   selection) and dropped when the proxy's accuracy with their rows is lower than without (by more
+   than ``min_gain``, when set); a tie keeps them, since rows that sit next to their parents rarely
+   move a decision at a small dev set's resolution.
 
 A score is (accuracy, then lower log-loss). Under cross-validation the held-out seeds' descendants
 are removed from each fold's training rows, and the pool is labelled again by a labeller that never
@@ -272,8 +272,9 @@ def choose(
     method_info: dict[str, Any] = {}
     for m in sorted(others):
         c, s, _ = scorer.best_c(extra_for(q_best, [*chosen, m]))
-        # strictly higher accuracy: a lower log-loss at equal accuracy is within a small dev set's noise
-        helps = s.accuracy > s_best.accuracy + min_gain
+        # do no harm: a method stays unless the proxy's accuracy drops with its rows (a tie keeps it:
+        # at a small dev set's resolution, rows next to their parents rarely move a decision)
+        helps = s.accuracy >= s_best.accuracy + min_gain
         method_info[m] = {
             "rows": len(others[m]),
             "with": {"C": c, **s.to_dict()},
@@ -310,10 +311,10 @@ def choose(
         else:
             mi = method_info[r.method or "?"]
             detail = (
-                f"{r.method} rows do not help the proxy: {scorer.mode} accuracy "
+                f"{r.method} rows lower the proxy's {scorer.mode} accuracy: "
                 f"{mi['with']['accuracy']:.3f} with, {mi['without']['accuracy']:.3f} without"
             )
-            out_rej.append(r.rejected(Rejection("recipe", "no_gain", detail)))
+            out_rej.append(r.rejected(Rejection("recipe", "lowers_score", detail)))
     logger.info(
         "recipe (%s): seed-only %.3f -> %.3f; pseudo-label fraction %s; methods kept: %s",
         scorer.mode, base.accuracy, s_best.accuracy, q_best if pseudo else "-", ", ".join(chosen) or "none",

@@ -22,6 +22,7 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
     "input_column": ("data", "input_column"),
     "output_column": ("data", "output_column"),
     "augment_fields": ("data", "augment_fields"),
+    "encoding": ("data", "encoding"),
     "methods": ("methods", "names"),
     "n_per_seed": ("methods", "n_per_seed"),
     "aug_p": ("methods", "aug_p"),
@@ -41,6 +42,7 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
     "max_new_tokens": ("generator", "max_new_tokens"),
     "temperature": ("generator", "temperature"),
     "max_tokens_total": ("generator", "max_tokens_total"),
+    "recipe": ("recipe", "mode"),
 }
 LIST_FLAGS = {"methods", "augment_fields", "filters"}
 
@@ -121,6 +123,11 @@ def data_options(fn):
             click.option("--instruction-column", default=None, help="[instruction]"),
             click.option("--input-column", default=None, help="[input]"),
             click.option("--output-column", default=None, help="[output]"),
+            click.option(
+                "--encoding",
+                default=None,
+                help="Text encoding of .jsonl/.json/.csv/.tsv inputs, e.g. gb18030 [utf-8].",
+            ),
         ],
     )
 
@@ -276,6 +283,7 @@ def _summary(result) -> str:
         cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)] + [r[4]]
         lines.append("  ".join(cells).rstrip())
     out = result.out_dir
+    lines.extend(_recipe_lines(m.get("recipe") or {}))
     lines.append("")
     lines.append(
         f"{m['task']}, language {m['language']['used']}, embedder {m['embedder']['model']}: "
@@ -285,6 +293,35 @@ def _summary(result) -> str:
     lines.append(f"  {out / 'rejected.jsonl'}  rejected candidates, with reasons")
     lines.append(f"  {out / 'manifest.json'}  config, versions, counts, timings")
     return "\n".join(lines)
+
+
+def _recipe_lines(r: dict) -> list[str]:
+    """What the recipe chose and the proxy scores behind it, in a few lines."""
+    if not r:
+        return []
+    if r.get("mode") == "off":
+        return ["", f"recipe: off ({r.get('why', '')})"]
+    if "score" not in r:
+        return ["", f"recipe: {r.get('why', '')}; nothing to choose from"]
+    base, best = r["score"]["seed_only"], r["score"]["chosen"]
+    scale = "dev" if r["mode"] == "dev" else f"{r['folds']}-fold CV"
+    lines = [
+        "",
+        f"recipe ({r['why']}): proxy {scale} accuracy seed-only {base['accuracy']:.3f} -> "
+        f"{best['accuracy']:.3f} with the rows kept",
+    ]
+    pl = r.get("pseudo_label")
+    if pl:
+        by = ", ".join(f"{q}: {v['accuracy']:.3f}" for q, v in pl["by_fraction"].items())
+        lines.append(f"  pseudo-label fraction kept per class: {pl['fraction']:g}   ({by})")
+        if pl["fraction"] == 0:
+            lines.append("  no pseudo-labels kept: none raised the proxy's score over the seeds alone")
+    for name, mi in (r.get("methods") or {}).items():
+        verdict = "kept" if mi["kept"] else "dropped (lowers the score)"
+        lines.append(
+            f"  {name}: {verdict}: {mi['with']['accuracy']:.3f} with vs {mi['without']['accuracy']:.3f} without"
+        )
+    return lines
 
 
 @click.command("expand")
@@ -297,6 +334,20 @@ def _summary(result) -> str:
     "pool",
     type=click.Path(path_type=Path),
     help="Unlabelled in-domain texts (same text column), kept beside the seeds.",
+)
+@click.option(
+    "--dev",
+    "dev",
+    type=click.Path(path_type=Path),
+    help="Labelled dev rows (same columns): the recipe keeps what raises a proxy learner's dev score. "
+    "Never written to the output.",
+)
+@click.option(
+    "--recipe",
+    type=click.Choice(["auto", "dev", "cv", "off"]),
+    default=None,
+    help="How much pool and which methods to keep [auto: scored on --dev, else cross-validation on "
+    "the seeds; off: keep all that pass the filters].",
 )
 @click.option(
     "-m",
@@ -329,7 +380,7 @@ def _summary(result) -> str:
     "--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches."
 )
 def expand_command(
-    seeds, out, config_file, pool, params, dump_config, dry_run, overwrite, resume, no_cache, **flags
+    seeds, out, config_file, pool, dev, params, dump_config, dry_run, overwrite, resume, no_cache, **flags
 ) -> None:
     """Expand the labelled rows in SEEDS into a larger, filtered set in OUT.
 
@@ -359,7 +410,9 @@ def expand_command(
         from augment.pipeline import expand
 
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        result = expand(seeds, out, config, pool_path=pool, overwrite=overwrite, resume=resume)
+        result = expand(
+            seeds, out, config, pool_path=pool, dev_path=dev, overwrite=overwrite, resume=resume
+        )
     except AugmentError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(_summary(result))

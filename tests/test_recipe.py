@@ -83,17 +83,18 @@ def test_wrong_label_method_is_dropped_and_good_pool_rows_are_kept(use_dev):
     space = Space(1)
     seeds = _seeds(space, n=6, noise=1.2)
     kept = []
-    # a method whose rows carry the opposite label: it can only hurt
+    # a method whose rows carry the opposite label, many per seed: it can only hurt
     for i, s in enumerate(seeds):
         wrong = "neg" if s.label == "pos" else "pos"
-        text = space.point(f"flip {i}", s.label, 0.3)
-        kept.append(_candidate(s, text, wrong, "flipper", "augmented"))
+        for j in range(8):
+            text = space.point(f"flip {i} {j}", s.label, 0.3)
+            kept.append(_candidate(s, text, wrong, "flipper", "augmented"))
     # pool rows: correct labels, confident near the class centre
-    for i in range(200):
+    for i in range(40):
         lbl = "pos" if i % 2 else "neg"
         text = space.point(f"pool {i}", lbl, 0.6)
         pool_row = seed_record(CLASSIFICATION, {"text": text}, None, origin="pool")
-        kept.append(_candidate(pool_row, text, lbl, "pseudo_label", PSEUDO_LABELLED, conf=0.6 + 0.002 * (i % 100)))
+        kept.append(_candidate(pool_row, text, lbl, "pseudo_label", PSEUDO_LABELLED, conf=0.6 + 0.005 * i))
     dev = _dev(space) if use_dev else []
 
     def relabel(train_x, train_y, pool_x):  # a labeller that knows the geometry (as a strong one would)
@@ -114,7 +115,7 @@ def test_wrong_label_method_is_dropped_and_good_pool_rows_are_kept(use_dev):
     # nothing lost: every input row is either kept or rejected with a recipe reason and numbers
     assert len(res.kept) + len(res.rejected) == len(kept)
     reasons = {(r.rejection.stage, r.rejection.code) for r in res.rejected}
-    assert ("recipe", "no_gain") in reasons
+    assert ("recipe", "lowers_score") in reasons
     flip = next(r for r in res.rejected if r.method == "flipper")
     assert "with" in flip.rejection.detail and "without" in flip.rejection.detail
 
@@ -142,3 +143,12 @@ def test_recipe_config_is_validated():
         ExpandConfig.from_dict({"recipe": {"mode": "devv"}})
     with pytest.raises(ConfigError, match="recipe.folds must be >= 2"):
         ExpandConfig.from_dict({"recipe": {"folds": 1}})
+
+
+def test_a_method_that_does_no_harm_is_kept_when_the_seeds_alone_score_perfectly():
+    space = Space(3)
+    seeds = _seeds(space, n=4, noise=0.2)  # separable: cross-validation is already at 1.0
+    kept = [_candidate(s, space.point(f"para {i}", s.label, 0.2), s.label, "para", "augmented") for i, s in enumerate(seeds)]
+    res = choose(seeds, kept, space.embed, field_name="text", mode="cv", seed=0)
+    assert res.info["seed_only"]["accuracy"] == 1.0
+    assert res.info["methods"]["para"]["kept"] is True and len(res.kept) == len(kept) and not res.rejected
