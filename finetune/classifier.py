@@ -66,7 +66,7 @@ def load_backbone(path: str, labels: Sequence[str], method: str):
     return tok, model
 
 
-def _encode(tok, examples: Examples, max_length: int, label2id: dict[str, int] | None):
+def _encode(tok, examples: Examples, max_length: int, label2id: dict[str, int] | None, weights=None):
     import datasets
 
     texts = [r.fields["text"] for r in examples.rows]
@@ -82,6 +82,8 @@ def _encode(tok, examples: Examples, max_length: int, label2id: dict[str, int] |
 
             raise DataError(f"{examples.path}: labels not seen in training: {', '.join(unknown)}")
         cols["labels"] = [label2id[r.label] for r in examples.rows]
+    if weights is not None:
+        cols["weight"] = [float(w) for w in weights]
     return datasets.Dataset.from_dict(cols)
 
 
@@ -98,12 +100,14 @@ def _compute_metrics(labels: Sequence[str]):
 
 
 def train(
-    model_path: str, train_set: Examples, dev_set: Examples | None, config: TrainConfig, work_dir: Path
-) -> tuple[Any, Any, list[str], list[dict[str, Any]], Any]:
+    model_path: str, train_set: Examples, dev_set: Examples | None, config: TrainConfig, work_dir: Path,
+    weights: Sequence[float] | None = None,
+) -> tuple[Any, Any, list[str], list[dict[str, Any]], Any]:  # fmt: skip
     """Fine-tune; returns (peft model, tokenizer, labels, log history, trainer). The model is the best one on
-    the dev split when there is one (early stopping), else the last."""
+    the dev split when there is one (early stopping), else the last. Row ``weights`` other than all 1
+    weigh each row's loss."""
     from peft import TaskType, get_peft_model
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
     from . import trainer as tr
 
@@ -119,9 +123,10 @@ def train(
     trainable, total = model.get_nb_trainable_parameters()
     logger.info("%s on %s: %d of %d parameters trainable", config.method, model_path, trainable, total)
     label2id = {label: i for i, label in enumerate(labels)}
-    train_ds = _encode(tok, train_set, config.max_length, label2id)
+    weighted = not tr.uniform(weights)
+    train_ds = _encode(tok, train_set, config.max_length, label2id, weights if weighted else None)
     dev_ds = _encode(tok, dev_set, config.max_length, label2id) if dev_set is not None else None
-    trainer = Trainer(
+    trainer = tr.trainer_class(weighted)(
         model=model,
         args=tr.training_arguments(
             config, work_dir, has_dev=dev_ds is not None, metric="macro_f1", greater=True

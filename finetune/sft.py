@@ -66,15 +66,17 @@ def encode_row(tok, row: Example, max_length: int) -> dict[str, list[int]] | Non
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
 
 
-def encode(tok, examples: Examples, max_length: int):
+def encode(tok, examples: Examples, max_length: int, weights=None):
     import datasets
 
     rows, skipped = [], 0
-    for r in examples.rows:
+    for i, r in enumerate(examples.rows):
         enc = encode_row(tok, r, max_length)
         if enc is None:
             skipped += 1
         else:
+            if weights is not None:
+                enc["weight"] = float(weights[i])
             rows.append(enc)
     if skipped:
         logger.warning("%s: %d rows skipped: the prompt alone fills max_length", examples.path, skipped)
@@ -86,7 +88,7 @@ def encode(tok, examples: Examples, max_length: int):
 
 
 class Collator:
-    """Right-pads input_ids (pad id), attention_mask (0) and labels (-100)."""
+    """Right-pads input_ids (pad id), attention_mask (0) and labels (-100); passes row weights on."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
@@ -101,7 +103,10 @@ class Collator:
             batch["input_ids"].append(list(f["input_ids"]) + [self.pad_id] * pad)
             batch["attention_mask"].append(list(f["attention_mask"]) + [0] * pad)
             batch["labels"].append(list(f["labels"]) + [IGNORE] * pad)
-        return {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        out = {k: torch.tensor(v, dtype=torch.long) for k, v in batch.items()}
+        if "weight" in features[0]:
+            out["weight"] = torch.tensor([float(f["weight"]) for f in features], dtype=torch.float32)
+        return out
 
 
 def load_backbone(path: str):
@@ -120,11 +125,13 @@ def load_backbone(path: str):
 
 
 def train(
-    model_path: str, train_set: Examples, dev_set: Examples | None, config: TrainConfig, work_dir: Path
-):
-    """Fine-tune; returns (peft model, tokenizer, log history, trainer)."""
+    model_path: str, train_set: Examples, dev_set: Examples | None, config: TrainConfig, work_dir: Path,
+    weights: Sequence[float] | None = None,
+):  # fmt: skip
+    """Fine-tune; returns (peft model, tokenizer, log history, trainer). Row ``weights`` other than
+    all 1 weigh each row's response-token loss."""
     from peft import TaskType, get_peft_model
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     from . import trainer as tr
 
@@ -133,9 +140,10 @@ def train(
     model = get_peft_model(model, tr.peft_config(model, config, TaskType.CAUSAL_LM))
     trainable, total = model.get_nb_trainable_parameters()
     logger.info("%s on %s: %d of %d parameters trainable", config.method, model_path, trainable, total)
-    train_ds = encode(tok, train_set, config.max_length)
+    weighted = not tr.uniform(weights)
+    train_ds = encode(tok, train_set, config.max_length, weights if weighted else None)
     dev_ds = encode(tok, dev_set, config.max_length) if dev_set is not None else None
-    trainer = Trainer(
+    trainer = tr.trainer_class(weighted)(
         model=model,
         args=tr.training_arguments(
             config, work_dir, has_dev=dev_ds is not None, metric="eval_loss", greater=False

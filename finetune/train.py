@@ -7,8 +7,9 @@ method, resolved hyper-parameters, seed, data and row weights, the head's C sele
 versions, metrics, timings) and ``metrics.json``.
 
 Rows carry weights (:func:`finetune.data.row_weights`: seeds 1, pseudo-labelled rows their
-confidence, other augmented rows ``aug_weight``). The embedding and setfit heads fit with them; the
-PEFT recipes do not use them yet and say so in a warning.
+confidence, other augmented rows ``aug_weight``). The embedding and setfit heads fit with them
+(``sample_weight``); the PEFT recipes weigh each row's loss (a ``weight`` column and a Trainer whose
+``compute_loss`` multiplies the per-example loss), and train exactly as before when all weigh 1.
 """
 
 from __future__ import annotations
@@ -121,13 +122,6 @@ def fit(train_set: Examples, dev_set: Examples | None, p: Plan, work_dir: Path) 
         is_main = int(os.environ.get("RANK", "0")) == 0
         seconds = {"train": time.perf_counter() - t0}
         return Fitted(pred, p, info, history, seconds=seconds, is_main=is_main)
-    if any(w != 1.0 for w in weights):
-        logger.warning(
-            "%s does not use row weights yet: its %d rows train with weight 1 (pseudo-labelled "
-            "confidence and --aug-weight apply to the embedding and setfit heads)",
-            p.method,
-            len(weights),
-        )
     from .models import resolve_model
 
     rm = resolve_model(p.model)
@@ -136,11 +130,13 @@ def fit(train_set: Examples, dev_set: Examples | None, p: Plan, work_dir: Path) 
     if p.task == "classification":
         from . import classifier
 
-        model, tok, labels, hist, trainer = classifier.train(rm.path, train_set, dev_set, p.config, work_dir)
+        model, tok, labels, hist, trainer = classifier.train(
+            rm.path, train_set, dev_set, p.config, work_dir, weights
+        )
     else:
         from . import sft
 
-        model, tok, hist, trainer = sft.train(rm.path, train_set, dev_set, p.config, work_dir)
+        model, tok, hist, trainer = sft.train(rm.path, train_set, dev_set, p.config, work_dir, weights)
         labels = []
     pred = Predictor(p.task, p.method, labels, model, tok, max_length=p.config.max_length)
     seconds = {"resolve_model": t1 - t0, "train": time.perf_counter() - t1}
@@ -277,7 +273,7 @@ def finetune(
         "weights": {
             "pseudo_labelled": p.config.pseudo_weight,
             "augmented": p.config.aug_weight,
-            "used": p.method in HEAD_METHODS,
+            "used": True,
             "by_origin": weight_summary(examples, weights),
         },
         "dev_split": {"fraction": dev_fraction, "excluded": excluded} if dev_fraction else None,

@@ -121,3 +121,45 @@ def history(trainer) -> list[dict[str, Any]]:
     for entry in trainer.state.log_history:
         out.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
     return out
+
+
+WEIGHT = "weight"  # the per-example weight column (absent when every row weighs 1)
+
+
+def uniform(weights) -> bool:
+    return weights is None or all(w == 1.0 for w in weights)
+
+
+def trainer_class(weighted: bool):
+    """transformers' Trainer, or a subclass whose loss weighs each example by the batch's ``weight``
+    column: mean of weight x cross-entropy over the batch (classification), or the sum of weight x
+    token loss over the response tokens (causal LM), so weight 1 everywhere is the usual loss."""
+    from transformers import Trainer
+
+    if not weighted:
+        return Trainer
+
+    class WeightedTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            import torch.nn.functional as F
+
+            weight = inputs.pop(WEIGHT, None)
+            if weight is None or "labels" not in inputs:  # dev batches
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits.float()
+            weight = weight.to(logits.device, logits.dtype)
+            if logits.dim() == 2:  # sequence classification: one label per row
+                loss = (F.cross_entropy(logits, labels, reduction="none") * weight).mean()
+            else:  # causal LM: predict token t+1 from t; prompt tokens carry -100
+                shift_labels = labels[:, 1:]
+                per_token = F.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.size(-1)), shift_labels.reshape(-1),
+                    ignore_index=-100, reduction="none",
+                ).view(shift_labels.shape)  # fmt: skip
+                count = (shift_labels != -100).sum() if num_items_in_batch is None else num_items_in_batch
+                loss = (per_token * weight[:, None]).sum() / count
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedTrainer

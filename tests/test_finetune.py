@@ -362,3 +362,67 @@ def test_packaged_smollm2_gguf_is_dequantised_once_and_has_a_chat_template(tmp_p
     answer = [i for i, lab in zip(enc["input_ids"], enc["labels"], strict=True) if lab != -100]
     assert tok.decode(answer).startswith("试用期是劳动合同的一部分。<|im_end|>")
     assert enc["labels"][0] == -100 and len(answer) < len(enc["input_ids"])
+
+
+# -- row weights in the PEFT recipes -------------------------------------------------------------
+def test_weighted_loss_is_the_usual_loss_at_weight_one(tiny_bert, tiny_llama):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    from finetune.trainer import trainer_class
+
+    compute_loss = trainer_class(True).compute_loss
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=3).eval()
+    enc = dict(tok(["一二三", "四五", "六七八九"], padding=True, return_tensors="pt"))
+    labels = torch.tensor([0, 2, 1])
+    with torch.no_grad():
+        usual = model(**enc, labels=labels).loss
+        ones = compute_loss(None, model, {**enc, "labels": labels, "weight": torch.ones(3)})
+        half = compute_loss(None, model, {**enc, "labels": labels, "weight": torch.tensor([1.0, 0.0, 1.0])})
+        per = torch.nn.functional.cross_entropy(model(**enc).logits, labels, reduction="none")
+    assert torch.allclose(usual, ones) and torch.allclose(half, (per[0] + per[2]) / 3)
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama))
+    lm = AutoModelForCausalLM.from_pretrained(str(tiny_llama)).eval()
+    ids = tok(["一二三四五六七八九十"] * 2, return_tensors="pt")["input_ids"]
+    lab = ids.clone()
+    lab[0, :2] = -100  # the prompts
+    lab[1, :4] = -100
+    with torch.no_grad():
+        usual = lm(input_ids=ids, labels=lab).loss
+        ones = compute_loss(None, lm, {"input_ids": ids, "labels": lab, "weight": torch.ones(2)})
+    assert torch.allclose(usual, ones, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["classification", "instruction"])
+def test_peft_recipes_train_with_row_weights(tiny_bert, tiny_llama, tmp_path, kind, monkeypatch):
+    """Pseudo-labelled rows weigh their confidence: the weighted Trainer is used, and trains."""
+    import finetune.trainer as tr
+    from finetune.train import finetune
+
+    used = []
+    real = tr.trainer_class
+    monkeypatch.setattr(tr, "trainer_class", lambda weighted: used.append(weighted) or real(weighted))
+    if kind == "classification":
+        seeds = _seeds(per_label=4)
+        model = tiny_bert
+    else:
+        rows = read_jsonl(ZH_INSTRUCTIONS / "seeds.jsonl")[:8]
+        seeds = [{"id": f"s-{i}", **r} for i, r in enumerate(rows)]
+        model = tiny_llama
+    path = tmp_path / "augmented.jsonl"
+    out = []
+    for s in seeds:
+        task_fields = {k: v for k, v in s.items() if k != "id"}
+        task = "classification" if kind == "classification" else "instruction"
+        out.append(
+            {"id": s["id"], **task_fields, "task": task, "origin": "seed", "method": None, "parent_ids": []}
+        )
+        out.append({"id": "p-" + s["id"], **task_fields, "task": task, "origin": "pseudo-labelled",
+                    "method": "pseudo_label", "parent_ids": ["pool"], "scores": {"confidence": 0.5}})  # fmt: skip
+    write_jsonl(path, out)
+    config = TrainConfig(model=str(model), method="lora", epochs=1, max_length=128)
+    result = finetune(path, tmp_path / "m", config)
+    assert used == [True]
+    assert result.manifest["weights"]["by_origin"]["pseudo-labelled"]["mean_weight"] == 0.5
+    assert any("loss" in h for h in result.manifest["history"])
