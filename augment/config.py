@@ -35,6 +35,18 @@ class DataConfig:
         default=None,
         metadata={"help": "fields to rewrite; default text (classification), instruction (instruction)"},
     )
+    encoding: str | None = field(
+        default=None, metadata={"help": "text encoding of .jsonl/.json/.csv/.tsv inputs, e.g. gb18030 [UTF-8]"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.encoding is not None:
+            import codecs
+
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ConfigError(f"data.encoding: unknown encoding {self.encoding!r}") from None
 
 
 @dataclass

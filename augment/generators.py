@@ -30,9 +30,11 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -349,6 +351,40 @@ class TransformersGenerator:
 
 
 # -- OpenAI-compatible HTTP ----------------------------------------------------------------------
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>[^/?#\s]*)@")
+
+
+def redact_urls(text: str) -> str:
+    """Hide the password of every URL in ``text``: ``http://user:SECRET@host/v1`` ->
+    ``http://user:***@host/v1``; a user-info without a password (often a token) becomes ``***``."""
+
+    def hide(m: re.Match) -> str:
+        user, colon, _ = m["info"].partition(":")
+        return f"{m['scheme']}{user}:***@" if colon else f"{m['scheme']}***@"
+
+    return _USERINFO.sub(hide, text)
+
+
+def redact_url(url: str | None) -> str | None:
+    """:func:`redact_urls` for one URL (None stays None): what manifests and messages record."""
+    return None if url is None else redact_urls(url)
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``http://user:pw@host/v1`` -> (``http://host/v1``, the ``Authorization`` value for HTTP basic
+    auth); a URL without user-info -> (the URL, None)."""
+    import base64
+
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    info, _, host = parts.netloc.rpartition("@")
+    user, _, password = info.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    return bare, "Basic " + base64.b64encode(pair).decode("ascii")
+
+
 class OpenAIGenerator:
     backend = "openai"
 
@@ -366,16 +402,26 @@ class OpenAIGenerator:
         if not base_url:
             raise ConfigError("the openai backend needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         self.model_id = model
-        self.base_url = base_url.rstrip("/")
+        # user-info in the URL is sent as HTTP basic auth, never as part of the URL, and is kept out of
+        # base_url (which messages, rejected rows and the response cache's key see)
+        self.base_url, self._basic_auth = split_credentials(base_url.rstrip("/"))
         self.revision = None
         self.api_key_env = api_key_env
+        if self._basic_auth and os.environ.get(api_key_env):
+            logger.warning(
+                "%s: the URL's user and password are sent as HTTP basic auth; the key in $%s is not sent",
+                self.base_url,
+                api_key_env,
+            )
         self.chat = endpoint != "completions"
         self.timeout, self.max_retries, self.concurrency = timeout, max_retries, concurrency
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env)
-        if key:
+        if self._basic_auth:
+            headers["Authorization"] = self._basic_auth
+        elif key:
             headers["Authorization"] = f"Bearer {key}"
         data = json.dumps(body).encode("utf-8")
         delay = 1.0

@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExpandConfig
-from .errors import ConfigError, DataError
+from .errors import BackendError, ConfigError, DataError
 from .filters import FilterContext, seed_baseline
-from .io import load_records, write_atomic, write_jsonl_atomic
+from .io import LONG_TEXT, load_records, overlap_note, write_atomic, write_jsonl_atomic
 from .language import detect_language
 from .record import AUGMENTED, CLASSIFICATION, INSTRUCTION, Lineage, Record, Rejection, stable_hash
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 OUTPUTS = ("augmented.jsonl", "rejected.jsonl", "manifest.json")
 WORK = ".work"
+LOCK = "lock"
 DEFAULT_FIELDS = {CLASSIFICATION: ["text"], INSTRUCTION: ["instruction"]}
 VERSIONED = (
     "augment-engine",
@@ -85,25 +87,35 @@ def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
     return out
 
 
-def check_out_dir(out: Path, *, overwrite: bool, resume: bool) -> str:
+def check_out_dir(out: Path, *, overwrite: bool, resume: bool, locked: bool = False) -> str:
     """Refuse to touch an existing output folder unless asked; raise before any work is done.
 
     Returns what the run does there: ``"start"`` (a new run), ``"resume"`` (an unfinished run's
     checkpoints are reused) or ``"finished"`` (``--resume`` on a completed run: the caller checks that
     it is the same run and reports it as done). ``--resume`` where nothing ran yet starts the run, so
-    rerunning the same command after a kill always works.
+    rerunning the same command after a kill always works. A folder another live run holds the lock
+    of is refused (``locked``: this process holds it).
     """
     if not out.exists():
+        parent = next(p for p in out.absolute().parents if p.exists())
+        try:  # a probe, so an unwritable place is refused now, not after the models have loaded
+            tempfile.TemporaryDirectory(prefix=".augment-probe-", dir=parent).cleanup()
+        except OSError as exc:
+            raise ConfigError(f"{out}: cannot create the output folder ({parent}: {exc.strerror})") from None
         return "start"
     if not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"{out}: the output folder is not writable")
+    if not locked:
+        RunLock(out).check()
     if resume and (out / WORK / "state.json").exists():
         return "resume"
     if resume and (out / "manifest.json").exists() and not overwrite:
         return "finished"
     if resume and not any(p.name != WORK for p in out.iterdir()):
         return "start"  # killed before the first checkpoint: nothing to reuse
-    if any(out.iterdir()) and not overwrite:
+    if _leftovers(out) and not overwrite:
         raise ConfigError(f"{out}: already exists and is not empty (pass --overwrite to replace it)")
     return "start"
 
@@ -134,8 +146,11 @@ class _WorkDir:
             for path in self.dir.glob("gen-*.jsonl"):
                 _cut_torn_tail(path)
         else:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir.mkdir(parents=True)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for p in self.dir.iterdir():  # an old run's checkpoints go; the lock this run holds stays
+                if p.name == LOCK:
+                    continue
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
             write_atomic(state, json.dumps({"fingerprint": fingerprint}))
 
     def _path(self, step: str) -> Path:
@@ -177,9 +192,86 @@ def _cut_torn_tail(path: Path) -> None:
             fh.truncate(keep)
 
 
+class RunLock:
+    """An exclusive lock on an output folder (``OUT/.work/lock``, fcntl.flock), so two runs given the
+    same ``-o`` never interleave: the second is refused at once. The kernel releases a flock when its
+    process dies, so a lock left by a killed run never blocks ``--resume``."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.path = out / WORK / LOCK
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise ConfigError(f"{self.out}: cannot write there ({exc.strerror})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise self.busy(holder) from None
+            try:  # the holder before us may have removed the file while we waited for it: lock anew
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def busy(self, holder: str) -> ConfigError:
+        return ConfigError(
+            f"{self.out}: another augment run (pid {holder or 'unknown'}) is writing to this folder; "
+            "wait for it to finish or choose another -o"
+        )
+
+    def check(self) -> None:
+        """Refuse now, before any model loads, when a live run holds the lock (takes nothing)."""
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            raise self.busy(os.read(fd, 64).decode("ascii", "replace").strip()) from None
+        finally:
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _leftovers(out: Path) -> list[Path]:
+    """What a folder holds besides a lock file: a ``.work`` with nothing but the lock does not count."""
+    items = []
+    for p in out.iterdir():
+        if p.name == WORK and p.is_dir() and all(q.name == LOCK for q in p.iterdir()):
+            continue
+        items.append(p)
+    return items
+
+
 # -- the run ---------------------------------------------------------------------------------
 class CachedEmbedder:
-    """Embeds each distinct text once per run (pseudo-labelling and the filters share vectors)."""
+    """Embeds each distinct text once per run (pseudo-labelling and the filters share vectors).
+
+    A text is cut to its first ``LONG_TEXT`` characters for the model, which reads only its first few
+    hundred tokens anyway, and whose tokenizer would take minutes over a megabyte (recorded as a
+    ``long_texts`` data note)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -192,7 +284,8 @@ class CachedEmbedder:
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
+            vectors = self.inner.encode([t[:LONG_TEXT] for t in missing])
+            self._cache.update(zip(missing, vectors, strict=True))
         if not texts:
             return self.inner.encode([])
         return np.stack([self._cache[t] for t in texts])
@@ -202,7 +295,13 @@ def _embedder(config: ExpandConfig, language: str, timings: dict[str, Any]) -> C
     from .embedders import load_embedder, resolve_embedder_spec
 
     t = time.perf_counter()
-    emb = CachedEmbedder(load_embedder(resolve_embedder_spec(config.embedder, language)))
+    try:
+        emb = CachedEmbedder(load_embedder(resolve_embedder_spec(config.embedder, language)))
+    except BackendError as exc:  # errors are one line; a library's advice on the next lines is not
+        lines = str(exc).strip().splitlines()
+        if len(lines) <= 1:
+            raise
+        raise BackendError(lines[0]) from exc
     timings["embedder_load"] = round(time.perf_counter() - t, 3)
     return emb
 
@@ -220,7 +319,46 @@ def expand(
     """Expand a seed file into ``out_dir/augmented.jsonl``, ``rejected.jsonl`` and ``manifest.json``.
 
     ``dev_path``: labelled rows the recipe scores its choices on (never written to the output);
-    without it the recipe cross-validates on the seeds (``config.recipe``)."""
+    without it the recipe cross-validates on the seeds (``config.recipe``). The output folder is
+    locked while the run writes there (:class:`RunLock`)."""
+    locks: list[RunLock] = []
+    try:
+        return _expand(
+            seeds_path,
+            out_dir,
+            config,
+            pool_path=pool_path,
+            dev_path=dev_path,
+            overwrite=overwrite,
+            resume=resume,
+            locks=locks,
+        )
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _load_inputs(path: str | Path, role: str, notes: list[dict[str, Any]], config: ExpandConfig, **kwargs):
+    """load_records, with what the loader noted tagged by the input's role and logged."""
+    found: list[dict[str, Any]] = []
+    result = load_records(path, config.data, notes=found, **kwargs)
+    for note in found:
+        logger.info("%s: %s", note["file"], note["message"])
+        notes.append({"input": role, **note})
+    return result
+
+
+def _expand(
+    seeds_path: str | Path,
+    out_dir: str | Path,
+    config: ExpandConfig | None,
+    *,
+    pool_path: str | Path | None,
+    dev_path: str | Path | None,
+    overwrite: bool,
+    resume: bool,
+    locks: list[RunLock],
+) -> ExpandResult:
     from . import __version__
     from .methods import build_method
 
@@ -228,6 +366,7 @@ def expand(
     out = Path(out_dir)
     started = datetime.now(timezone.utc)
     timings: dict[str, Any] = {}
+    asked_resume = resume
     state = check_out_dir(out, overwrite=overwrite, resume=resume)
     if resume and state == "start":
         logger.info("%s: nothing to resume there yet; starting the run", out)
@@ -236,15 +375,21 @@ def expand(
     # 1. load and validate everything before writing anything
     t = time.perf_counter()
     seeds_path = Path(seeds_path)
-    task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
+    notes: list[dict[str, Any]] = []
+    task, seeds = _load_inputs(seeds_path, "seeds", notes, config, task=config.task, labelled=True)
     pool: list[Record] = []
     if pool_path is not None:
-        _, pool = load_records(pool_path, config.data, labelled=False)
+        _, pool = _load_inputs(pool_path, "pool", notes, config, labelled=False)
     dev: list[Record] = []
     if dev_path is not None:
         if task != CLASSIFICATION:
             raise ConfigError("--dev: a dev file is used to choose classification data; this run is " + task)
-        _, dev = load_records(dev_path, config.data, task=task, labelled=True)
+        _, dev = _load_inputs(dev_path, "dev", notes, config, task=task, labelled=True)
+    for role, path, rows in (("pool", pool_path, pool), ("dev", dev_path, dev)):
+        note = overlap_note(seeds, rows, path, role) if rows and task == CLASSIFICATION else None
+        if note is not None:
+            logger.warning("%s: %s", path, note["message"])
+            notes.append({"input": role, **note})
     fields = config.data.augment_fields or DEFAULT_FIELDS[task]
     for f in fields:
         if not any(f in s.fields for s in seeds):
@@ -298,8 +443,16 @@ def expand(
     # the embedder loads before anything is written: a model that cannot load leaves no folder behind
     embedder = _embedder(config, language, timings)
 
-    # 3. generate, checkpointing every batch
-    out.mkdir(parents=True, exist_ok=True)
+    # 3. generate, checkpointing every batch, in a folder no other run writes to meanwhile
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    lock = RunLock(out)
+    lock.acquire()
+    locks.append(lock)
+    if check_out_dir(out, overwrite=overwrite, resume=asked_resume, locked=True) != state:
+        raise ConfigError(f"{out}: another run changed this folder while this one started; run it again")
     if overwrite and not resume:
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
@@ -355,6 +508,7 @@ def expand(
     manifest = {
         "fingerprint": fingerprint,
         "inputs": inputs,
+        "data_notes": notes,
         "task": task,
         "language": {"used": language, "detected": detected, "configured": config.language},
         "fields": fields,
@@ -550,13 +704,18 @@ def write_outputs(
         "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
     }
     counts.update(manifest.pop("counts", {}))
+    from .generators import redact_url, redact_urls
+
+    recorded = config.to_dict()
+    if recorded.get("generator", {}).get("base_url"):
+        recorded["generator"]["base_url"] = redact_url(recorded["generator"]["base_url"])
     full = {
         "engine": {"name": "augment-engine", "version": __version__},
-        "command": sys.argv,
+        "command": [redact_urls(a) for a in sys.argv],
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **manifest,
-        "config": config.to_dict(),
+        "config": recorded,
         "versions": package_versions(),
         "counts": counts,
         "timings_s": timings,
@@ -644,6 +803,26 @@ def filter_file(
     another tool are read like seeds (same columns) and become candidates of method ``external``
     with no parent; the parent-based checks (length ratio, similarity band) do not apply to them.
     """
+    locks: list[RunLock] = []
+    try:
+        return _filter_file(
+            candidates_path, reference_path, out_dir, config, overwrite=overwrite, locks=locks
+        )
+    finally:
+        for lock in locks:  # the lock file is the only thing `filter` keeps in OUT/.work
+            shutil.rmtree(lock.path.parent, ignore_errors=True)
+            lock.release()
+
+
+def _filter_file(
+    candidates_path: str | Path,
+    reference_path: str | Path,
+    out_dir: str | Path,
+    config: ExpandConfig | None,
+    *,
+    overwrite: bool,
+    locks: list[RunLock],
+) -> ExpandResult:
     from .io import read_rows
 
     config = config or ExpandConfig()
@@ -680,7 +859,13 @@ def filter_file(
     detected = detect_language([s.fields[fields[0]] for s in seeds])
     language = detected if config.language == "auto" else config.language
     timings["load"] = round(time.perf_counter() - t, 3)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    lock = RunLock(out)
+    lock.acquire()
+    locks.append(lock)
     if overwrite:
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)

@@ -55,6 +55,24 @@ def default_methods(language: str) -> list[str]:
     return ["swap", "delete", "insert"]
 
 
+def _checked_params(name: str, params: dict[str, Any]) -> tuple[float, int, int]:
+    """aug_p in (0, 1], 1 <= aug_min <= aug_max, as `--aug-p` and the config's methods.* are checked."""
+    where = f"methods.params.{name}"
+    aug_p, aug_min, aug_max = params.get("aug_p", 0.15), params.get("aug_min", 1), params.get("aug_max", 6)
+    if isinstance(aug_p, bool) or not isinstance(aug_p, (int, float)):
+        raise ConfigError(f"{where}.aug_p must be a number, got {aug_p!r}")
+    for key, value in (("aug_min", aug_min), ("aug_max", aug_max)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}.{key} must be an integer, got {value!r}")
+    if not 0.0 < aug_p <= 1.0:
+        raise ConfigError(f"{where}.aug_p must be in (0, 1], got {aug_p}")
+    if aug_min < 1 or aug_max < aug_min:
+        raise ConfigError(
+            f"{where}.aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, got {aug_min}/{aug_max}"
+        )
+    return float(aug_p), aug_min, aug_max
+
+
 def _nlpaug_version() -> str:
     from importlib.metadata import version
 
@@ -71,9 +89,7 @@ class LexicalMethod:
         if unknown:
             raise ConfigError(f"methods.params.{name}: unknown keys {sorted(unknown)}")
         self.name = name
-        self.aug_p = float(params.get("aug_p", 0.15))
-        self.aug_min = int(params.get("aug_min", 1))
-        self.aug_max = int(params.get("aug_max", 6))
+        self.aug_p, self.aug_min, self.aug_max = _checked_params(name, params)
         self.model: str | None = None
         self.model_revision: str | None = None
         self._aug = None
