@@ -136,7 +136,8 @@ class ProxyScorer:
             correct += int(np.sum(pred == np.array(fold.y, dtype=object)))
             total += len(fold.y)
             loss += _log_loss(lr, fold.x, fold.y) * len(fold.y)
-        return Score(correct / total, -loss / total, -c)
+        # log-loss breaks accuracy ties: rounded, so the choice does not flip on a float sum's last bits
+        return Score(correct / total, round(-loss / total, 6), -c)
 
     def best_c(self, extra) -> tuple[float, Score, dict[str, dict[str, float]]]:
         scores = {c: self.score(extra, c) for c in C_GRID}

@@ -33,8 +33,10 @@ class FilterContext:
         self.seed_index = {s.id: i for i, s in enumerate(self.seeds)}
 
     def calibrate(self, cosine: np.ndarray | float) -> np.ndarray | float:
-        """Map raw cosine to the run's scale: 0 = as alike as two different seeds, 1 = identical."""
-        return (cosine - self.baseline) / (1.0 - self.baseline)
+        """Map raw cosine to the run's scale: 0 = as alike as two different seeds, 1 = identical.
+        Rounded to 6 decimals, so a threshold decision does not flip on the last bits of a dot product
+        (which change with the thread count and batch shape of the matrix products)."""
+        return np.round((cosine - self.baseline) / (1.0 - self.baseline), 6)
 
     def parent_of(self, cand: Record) -> Record | None:
         """The seed this candidate rewrites; None for pool rows and for demo-inspired generations."""

@@ -8,7 +8,8 @@ What was needed to make nlpaug 1.1.11 work here:
   (a tag-free lookup over every part of speech, with function words skipped);
 * random insertion, which nlpaug does not have, is EDA's: insert a synonym of a word of the sentence,
   or, where there is no synonym source (Chinese), a content word from seeds of the same label;
-* randomness is seeded per candidate, so a run is reproducible whatever the batch size.
+* randomness is seeded per candidate, so a run is reproducible whatever the batch size, and nlpaug's
+  spelling table is put in a fixed order (it comes out of a set, whose order changes per process).
 """
 
 from __future__ import annotations
@@ -162,6 +163,10 @@ class LexicalMethod:
             self._aug = _RandomInsertAug(self, **words)
         elif self.name == "spelling":
             self._aug = naw.SpellingAug(**words)
+            # nlpaug dedupes each word's misspellings through a set, so their order (and the one a
+            # seeded draw picks) changed with the process's string-hash seed: put them in one order
+            for options in self._aug.model.dict.values():
+                options.sort()
             self.model = "nlpaug spelling_en.txt"
         elif self.name == "keyboard":
             kwargs = {

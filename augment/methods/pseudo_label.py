@@ -142,6 +142,7 @@ class PseudoLabelMethod:
             labels, conf, votes = score_pool(
                 self.classifiers, self.k, run_seed, train_x, train_y, pool_x[remaining]
             )
+            conf = np.round(conf, 6)  # the gate and the order: not on the last bits of a float sum
             taken_per_class: Counter = Counter()
             order = np.argsort(-conf, kind="stable")
             newly = []

@@ -152,6 +152,11 @@ class RewriteMethod:
         return shown
 
     def _batch_seed(self, run_seed: int, batch: Sequence[Record], field: str) -> int:
+        """The seed of a batch's decoding. Where nothing is sampled (Apertium, beam search) it cannot
+        change a text, so it does not depend on the batch either: rows, their ids and their lineage
+        are then the same whatever ``--batch-size``. Sampled rewrites depend on the batch's texts."""
+        if self._chosen == "apertium" or (not self.sample and self._chosen != "llm"):
+            return int(stable_hash(run_seed, self.name, field, length=8), 16)
         return int(stable_hash(run_seed, self.name, field, [s.id for s in batch], length=8), 16)
 
     def _lineage(self, params: dict[str, Any], field: str, seed: int, model: str | None) -> Lineage:
@@ -182,6 +187,8 @@ class BackTranslateMethod(RewriteMethod):
         from ..translation import default_pivots, resolve_backend
 
         self._language = language
+        self._seeds = list(seeds)
+        self._whole: dict[tuple, dict[str, list[Record]]] = {}
         self._chosen = resolve_backend(self.p["backend"], language, self.p["model"], self.p["models"])
         pivots = self.p["pivots"] or default_pivots(self._chosen, language)
         if isinstance(pivots, str):
@@ -259,12 +266,29 @@ class BackTranslateMethod(RewriteMethod):
         for chain, k in zip(self.pivots, shares, strict=True):
             if k == 0:
                 continue
-            for s, rows in zip(
-                batch, self._round_trip(batch, texts, chain, k, field, rs, index), strict=True
-            ):
-                out[s.id].extend(rows)
+            whole = self._whole_seed_set(chain, k, field, rs, index) if self._chosen == "apertium" else {}
+            if all(s.id in whole for s in batch):
+                for s in batch:
+                    out[s.id].extend(whole[s.id])
+            else:
+                for s, rows in zip(
+                    batch, self._round_trip(batch, texts, chain, k, field, rs, index), strict=True
+                ):
+                    out[s.id].extend(rows)
             index += k
         return [r for s in batch for r in out[s.id]]
+
+    def _whole_seed_set(self, chain: list[str], k: int, field: str, rs: int, index: int):
+        """Apertium carries state from one line to the next (transfer variables: a word nine lines up
+        changes a translation), so a text's translation depends on the lines sent with it. Every seed
+        goes through in one call, in seed order, the first time: rows then do not depend on the batch
+        size or on which batches a resumed run redoes."""
+        key = (tuple(chain), k, field, rs, index)
+        if key not in self._whole:
+            seeds = [s for s in getattr(self, "_seeds", ()) if s.fields.get(field)]
+            rows = self._round_trip(seeds, [s.fields[field] for s in seeds], chain, k, field, rs, index)
+            self._whole[key] = {s.id: r for s, r in zip(seeds, rows, strict=True)}
+        return self._whole[key]
 
     def _round_trip(
         self,
