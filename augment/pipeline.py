@@ -255,6 +255,14 @@ class RunLock:
             self._fd = None
 
 
+def _remove_torn_outputs(out: Path) -> None:
+    """Delete the temporary files of outputs a killed run was writing (``write_atomic``'s); the run
+    holding the lock is the only writer, so none of them is being written now."""
+    for name in OUTPUTS:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def _leftovers(out: Path) -> list[Path]:
     """What a folder holds besides a lock file: a ``.work`` with nothing but the lock does not count."""
     items = []
@@ -453,6 +461,7 @@ def _expand(
     locks.append(lock)
     if check_out_dir(out, overwrite=overwrite, resume=asked_resume, locked=True) != state:
         raise ConfigError(f"{out}: another run changed this folder while this one started; run it again")
+    _remove_torn_outputs(out)
     if overwrite and not resume:
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
@@ -471,6 +480,9 @@ def _expand(
                 if all(p.id in done for p in pool):
                     recs = [r for p in pool for r in done[p.id]]
                     reused += len(pool)
+                    if recs:  # the manifest names the model that labelled them, as an unbroken run's does
+                        method.model = recs[0].lineage.model
+                        method.model_revision = recs[0].lineage.model_revision
                 else:
                     recs = method.label_pool(pool, seeds, f, embedder, config.seed)
                     work.append(step, [p.id for p in pool], recs)
@@ -866,6 +878,7 @@ def _filter_file(
     lock = RunLock(out)
     lock.acquire()
     locks.append(lock)
+    _remove_torn_outputs(out)
     if overwrite:
         for name in OUTPUTS:
             (out / name).unlink(missing_ok=True)
