@@ -101,7 +101,8 @@ def _dev_key(lr, dx, dy):
 
 
 def floors(embed, train, dev, test, pool) -> dict[str, dict[str, float]]:
-    """(1) seed LR with C on dev; (3c) pseudo-label fraction q and C chosen jointly on dev."""
+    """(1) seed LR with C on dev; (3c) (1) labels the pool, the fraction q of each predicted class
+    and the final C chosen jointly on dev (ties: lower dev log-loss, then smaller C and q)."""
     tx, dx, sx = embed([r["text"] for r in train]), embed([r["text"] for r in dev]), embed([r["text"] for r in test])
     ty, dy, sy = [r["label"] for r in train], [r["label"] for r in dev], [r["label"] for r in test]
     px = embed([r["text"] for r in pool])
@@ -110,14 +111,13 @@ def floors(embed, train, dev, test, pool) -> dict[str, dict[str, float]]:
     m1 = _lr(tx, ty, c1)
     out = {"(1) seed LR": {**scores(sy, list(m1.predict(sx))), "C": c1}}
     best = None
+    proba = m1.predict_proba(px)  # (1) labels the pool, as in quality-floors.md
+    pred = m1.classes_[proba.argmax(1)]
+    conf = proba.max(1)
     for c in C_GRID:
-        lab = _lr(tx, ty, c)
-        proba = lab.predict_proba(px)
-        pred = lab.classes_[proba.argmax(1)]
-        conf = proba.max(1)
         for q in Q_GRID:
             keep = []
-            for cls in lab.classes_:
+            for cls in m1.classes_:
                 idx = np.flatnonzero(pred == cls)
                 idx = idx[np.argsort(-conf[idx], kind="stable")]
                 keep.extend(idx[: max(1, int(round(q * len(idx))))].tolist())
@@ -246,7 +246,13 @@ def _ms(vals: list[float]) -> str:
     return f"{m:.1f} ± {s:.1f}"
 
 
+def _fast_names(r: dict[str, Any]) -> dict[str, Any]:
+    """``(1) seed LR [fast: MODEL]`` -> ``(1) seed LR fast`` (MiniLM for English, e5 for Chinese)."""
+    return {(k.split(" [fast")[0] + " fast" if k.endswith("]") else k): v for k, v in r.items()}
+
+
 def report(results: dict[str, dict[int, dict[str, Any]]], command: str) -> str:
+    results = {name: {k: _fast_names(r) for k, r in per.items()} for name, per in results.items()}
     cols: list[str] = []
     for per_split in results.values():
         for r in per_split.values():
@@ -254,12 +260,10 @@ def report(results: dict[str, dict[int, dict[str, Any]]], command: str) -> str:
                 if isinstance(val, dict) and "accuracy" in val and key not in cols:
                     cols.append(key)
     main = ["(1) seed LR", "(3c) PL q on dev", "seed-only", "default", "no recipe"]
-    fast = [c for c in cols if c.endswith("]")]
+    fast = [c for c in cols if c.endswith(" fast")]
     per_method = sorted(c for c in cols if c.startswith("seed+"))
     order = fast + [c for c in main if c in cols]
-    short = {c: c.replace(" [fast: ", " fast (").replace("]", ")") for c in cols}
-    for c in fast:
-        short[c] = c.split(" [")[0] + " fast"
+    short = {c: c for c in cols}
     lines = [f"Command: `{command}`", ""]
     for metric in ("accuracy", "macro_f1"):
         lines.append(f"### Test {metric.replace('_', '-')} (%), mean ± std over splits")
@@ -286,9 +290,7 @@ def report(results: dict[str, dict[int, dict[str, Any]]], command: str) -> str:
     means: dict[str, dict[str, float]] = {}
 
     def ref_of(r: dict, ref: str) -> dict | None:
-        if ref == "(3c) fast":
-            return next((v for k, v in r.items() if k.startswith("(3c)") and k.endswith("]")), None)
-        return r.get(ref)
+        return r.get("(3c) PL q on dev fast" if ref == "(3c) fast" else ref)
 
     for name, per_split in results.items():
         row = []

@@ -104,10 +104,12 @@ def test_rejected_rows_say_why(run):
         stage = row["rejected_by"]
         if row["origin"] == "pseudo-labelled":
             assert row["parent_ids"][0].startswith("p-") and "confidence" in row["scores"]
-            assert stage in ("pseudo_label", *order)
+            assert stage in ("pseudo_label", "recipe", *order)
             continue
         assert row["origin"] == "augmented" and row["parent_ids"][0] in seed_ids
-        assert stage == "generate" or stage in order
+        assert stage in ("generate", "recipe") or stage in order
+        if stage == "recipe":  # passed every filter, then the recipe found the method's rows lower the score
+            assert row["reason"] == "lowers_score" and set(row["scores"]) == set(order) & set(SCORING)
         if stage in order:
             # scored by every filter up to and including the one that rejected it, none after
             assert set(row["scores"]) == set(order[: order.index(stage) + 1]) & set(SCORING)
