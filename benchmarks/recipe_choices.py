@@ -95,11 +95,6 @@ def variant(tx, ty, dx, dy, px, *, labeller: str, weighted: bool, rounds: int = 
             k = (key(m, dx, dy), -c, -q)
             if best is None or k > best[0]:
                 best = (k, m, c, q)
-            if labeller != "lr":
-                pass
-        if labeller != "lr":
-            # the ensemble labeller does not depend on C: its labels are computed once per C anyway
-            pass
     return best[1], best[2], best[3]
 
 
@@ -158,7 +153,7 @@ def main() -> None:
     print("\nPaired mean difference vs (3c) LR labeller (points):\n")
     for name, cols in table.items():
         base = cols["(3c) LR labeller"]
-        diffs = {v: statistics.mean(100 * (a - b) for a, b in zip(vals, base)) for v, vals in cols.items()}
+        diffs = {v: statistics.mean(100 * (a - b) for a, b in zip(vals, base, strict=True)) for v, vals in cols.items()}
         print(f"- {name}: " + ", ".join(f"{v} {d:+.1f}" for v, d in diffs.items()))
 
 

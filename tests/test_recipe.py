@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from augment.errors import ConfigError
-from augment.record import CLASSIFICATION, PSEUDO_LABELLED, Lineage, Record, seed_record
 from augment.recipe import FRACTIONS, choose, top_fraction, usable
+from augment.record import CLASSIFICATION, PSEUDO_LABELLED, Lineage, Record, seed_record
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
