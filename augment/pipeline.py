@@ -28,7 +28,7 @@ from typing import Any
 from .config import ExpandConfig
 from .errors import BackendError, ConfigError, DataError
 from .filters import FilterContext, seed_baseline
-from .io import LONG_TEXT, load_records, overlap_note, write_atomic, write_jsonl_atomic
+from .io import load_records, overlap_note, write_atomic, write_jsonl_atomic
 from .language import detect_language
 from .record import AUGMENTED, CLASSIFICATION, INSTRUCTION, Lineage, Record, Rejection, stable_hash
 
@@ -255,6 +255,22 @@ class RunLock:
             self._fd = None
 
 
+def _claim(out: Path, locks: list[RunLock], *, clear: bool) -> None:
+    """Make the output folder, take its lock (released by the caller's ``finally``), delete the
+    temporary files a killed run left, and, when ``clear``, the outputs of the run it replaces."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    lock = RunLock(out)
+    lock.acquire()
+    locks.append(lock)
+    _remove_torn_outputs(out)
+    if clear:
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+
+
 def _remove_torn_outputs(out: Path) -> None:
     """Delete the temporary files of outputs a killed run was writing (``write_atomic``'s); the run
     holding the lock is the only writer, so none of them is being written now."""
@@ -276,10 +292,7 @@ def _leftovers(out: Path) -> list[Path]:
 # -- the run ---------------------------------------------------------------------------------
 class CachedEmbedder:
     """Embeds each distinct text once per run (pseudo-labelling and the filters share vectors).
-
-    A text is cut to its first ``LONG_TEXT`` characters for the model, which reads only its first few
-    hundred tokens anyway, and whose tokenizer would take minutes over a megabyte (recorded as a
-    ``long_texts`` data note)."""
+    Embedders read at most ``io.LONG_TEXT`` characters of a text (a ``long_texts`` data note)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -292,8 +305,7 @@ class CachedEmbedder:
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            vectors = self.inner.encode([t[:LONG_TEXT] for t in missing])
-            self._cache.update(zip(missing, vectors, strict=True))
+            self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
         if not texts:
             return self.inner.encode([])
         return np.stack([self._cache[t] for t in texts])
@@ -452,19 +464,9 @@ def _expand(
     embedder = _embedder(config, language, timings)
 
     # 3. generate, checkpointing every batch, in a folder no other run writes to meanwhile
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot create the output folder ({exc.strerror})") from None
-    lock = RunLock(out)
-    lock.acquire()
-    locks.append(lock)
+    _claim(out, locks, clear=overwrite and not resume)
     if check_out_dir(out, overwrite=overwrite, resume=asked_resume, locked=True) != state:
         raise ConfigError(f"{out}: another run changed this folder while this one started; run it again")
-    _remove_torn_outputs(out)
-    if overwrite and not resume:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
     work = _WorkDir(out, fingerprint, resume)
     candidates: list[Record] = []
     reused = 0
@@ -871,18 +873,8 @@ def _filter_file(
     detected = detect_language([s.fields[fields[0]] for s in seeds])
     language = detected if config.language == "auto" else config.language
     timings["load"] = round(time.perf_counter() - t, 3)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{out}: cannot create the output folder ({exc.strerror})") from None
-    lock = RunLock(out)
-    lock.acquire()
-    locks.append(lock)
-    _remove_torn_outputs(out)
-    if overwrite:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-    embedder = _embedder(config, language, timings)
+    embedder = _embedder(config, language, timings)  # before the folder: a failed load leaves none
+    _claim(out, locks, clear=overwrite)
     kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
     manifest = {
         "inputs": {

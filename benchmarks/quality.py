@@ -103,6 +103,8 @@ def _dev_key(lr, dx, dy):
 def floors(embed, train, dev, test, pool) -> dict[str, dict[str, float]]:
     """(1) seed LR with C on dev; (3c) (1) labels the pool, the fraction q of each predicted class
     and the final C chosen jointly on dev (ties: lower dev log-loss, then smaller C and q)."""
+    from augment.recipe import top_fraction
+
     tx, dx, sx = embed([r["text"] for r in train]), embed([r["text"] for r in dev]), embed([r["text"] for r in test])
     ty, dy, sy = [r["label"] for r in train], [r["label"] for r in dev], [r["label"] for r in test]
     px = embed([r["text"] for r in pool])
@@ -116,12 +118,7 @@ def floors(embed, train, dev, test, pool) -> dict[str, dict[str, float]]:
     conf = proba.max(1)
     for c in C_GRID:
         for q in Q_GRID:
-            keep = []
-            for cls in m1.classes_:
-                idx = np.flatnonzero(pred == cls)
-                idx = idx[np.argsort(-conf[idx], kind="stable")]
-                keep.extend(idx[: max(1, int(round(q * len(idx))))].tolist())
-            keep = sorted(keep)
+            keep = top_fraction(list(pred), conf, q)  # the engine's own per-class top fraction
             m = _lr(np.concatenate([tx, px[keep]]), ty + list(pred[keep]), c)
             key = (_dev_key(m, dx, dy), -c, -q)
             if best is None or key > best[0]:

@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from quality import LANG, SETS, pool_for, read_jsonl, split_paths  # noqa: E402
 
+from augment.recipe import top_fraction  # noqa: E402
+
 C_GRID = (0.1, 1.0, 10.0, 100.0)
 Q_GRID = (0.0, 0.05, 0.1, 0.2, 0.4, 1.0)
 logger = logging.getLogger("recipe_choices")
@@ -61,17 +63,6 @@ def ensemble_labeller(tx, ty, px):
     return np.array(labels, dtype=object), conf
 
 
-def top(pred, conf, q):
-    keep = []
-    if q <= 0:
-        return np.zeros(0, int)
-    for cls in sorted(set(pred.tolist())):
-        idx = np.flatnonzero(pred == cls)
-        idx = idx[np.argsort(-conf[idx], kind="stable")]
-        keep.extend(idx[: max(1, int(round(q * len(idx))))].tolist())
-    return np.array(sorted(keep), int)
-
-
 def variant(tx, ty, dx, dy, px, *, labeller: str, weighted: bool, rounds: int = 1):
     """Choose (q, C) on the small dev file; return the final model."""
     best = None
@@ -79,7 +70,7 @@ def variant(tx, ty, dx, dy, px, *, labeller: str, weighted: bool, rounds: int = 
         lab = lr_labeller(c) if labeller == "lr" else ensemble_labeller
         pred, conf = lab(tx, ty, px)
         for q in Q_GRID:
-            idx = top(pred, conf, q)
+            idx = top_fraction(list(pred), conf, q)
             x = np.concatenate([tx, px[idx]])
             y = list(ty) + list(pred[idx])
             w = np.concatenate([np.ones(len(ty)), conf[idx]]) if weighted else None
@@ -87,7 +78,7 @@ def variant(tx, ty, dx, dy, px, *, labeller: str, weighted: bool, rounds: int = 
                 m = lr(x, y, c, w)
                 p = m.predict_proba(px)
                 pred2, conf2 = m.classes_[p.argmax(1)], p.max(1)
-                idx = top(pred2, conf2, q)
+                idx = top_fraction(list(pred2), conf2, q)
                 x = np.concatenate([tx, px[idx]])
                 y = list(ty) + list(pred2[idx])
                 w = np.concatenate([np.ones(len(ty)), conf2[idx]]) if weighted else None

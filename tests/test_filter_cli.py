@@ -81,6 +81,16 @@ def test_filter_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_filter_with_an_embedder_that_cannot_load_leaves_no_folder(tmp_path):
+    out = tmp_path / "f"
+    args = ["filter", ZH_BANK / "seeds.jsonl", "-r", ZH_BANK / "seeds.jsonl", "-o", out]
+    result = invoke([*args, "--embedder", "no-such-org/no-such-model"])
+    assert result.exit_code != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and "embedder 'no-such-org/no-such-model' could not be loaded" in lines[0]
+    assert not out.exists()
+
+
 def test_filter_refuses_an_existing_output(zh_run, tmp_path):
     out = tmp_path / "f"
     out.mkdir()
