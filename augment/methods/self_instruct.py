@@ -12,92 +12,117 @@ Every output carries the prompt's seeds as parents (the anchor first) with relat
 candidate was inspired by them, not rewritten from them, so the parent-based checks (length ratio,
 similarity band) do not apply, while dedup, label consistency and novelty do. Parse failures, backend
 errors and near-copies come back as rejected candidates holding the raw text.
+
+The model is the run's shared generator (``ctx.generator()``, loaded on first use) and every call
+draws on the run's token budget: when it is spent, the method stops before its next anchor and the
+seeds it did not reach are left for ``--resume``. The label of a row is always its anchor's label,
+whatever the seeds or the model's output say: the model writes text, never control fields.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..generators import (
-    CachedGenerator,
-    Decoding,
-    GeneratorConfig,
-    ResponseCache,
-    default_is_chat,
-    load_generator,
-)
+from ..generators import Decoding, GeneratorConfig, default_is_chat
 from ..prompts import ANSWER_STOPS, STOPS, parse_items, render
-from ..record import CLASSIFICATION, Lineage, Record, Rejection, stable_hash
+from ..record import CLASSIFICATION, Record, stable_hash
 from ..rouge import rouge_l
-from .base import candidate_seed, register
+from .base import Outcome, SeedMethod, candidate_seed, register_method
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..context import RunContext
 
-DEFAULTS: dict[str, Any] = {
-    "k": 3,  # demonstrations per prompt
-    "contrasts": 2,  # examples of other labels shown to chat models
-    "domain": None,  # a few words on the domain, e.g. "bank customer service"
-    "label_names": {},  # label -> how to say it in the prompt, e.g. {card_lost: 银行卡挂失}
-    "template": None,  # Jinja override for the generation prompt (path or text)
-    "answer_template": None,  # Jinja override for the answer prompt (instruction data)
-    "rouge_threshold": 0.7,
-}
-IGNORED = ("aug_p", "aug_min", "aug_max")
+INSTRUCTION_FIELD = "instruction"
 
 
-class SelfInstructMethod:
-    source = "seeds"
+@dataclass
+class SelfInstructConfig:
+    """The prompts of self-instruct (which model and how it decodes: the ``generator`` section)."""
 
-    def __init__(self, name: str, params: dict[str, Any]) -> None:
-        params = {k: v for k, v in params.items() if k not in IGNORED}
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(f"methods.params.{name}: unknown keys {sorted(unknown)}")
-        self.name = name
-        self.p = {**DEFAULTS, **params}
-        if int(self.p["k"]) < 1:
-            raise ConfigError(f"methods.params.{name}.k must be >= 1")
-        self.gen_config = GeneratorConfig()
-        self.generator: CachedGenerator | None = None
-        self.backend = "llm"
-        self.model: str | None = None
-        self.model_revision: str | None = None
-        self.budget_left: int | None = None
-        self.exhausted = False
-        self._seeds: Sequence[Record] = ()
-        self._language = "en"
-        self._planning = False
+    k: int = field(default=3, metadata={"help": "demonstrations per prompt (the anchor seed and k-1 more)"})
+    contrasts: int = field(default=2, metadata={"help": "examples of other labels shown to chat models"})
+    domain: str | None = field(
+        default=None, metadata={"help": 'a few words on the domain, e.g. "bank customer service"'}
+    )
+    label_names: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "label -> how to say it in the prompt, e.g. {card_lost: 银行卡挂失}"},
+    )
+    template: str | None = field(
+        default=None, metadata={"help": "Jinja override for the generation prompt (path or text)"}
+    )
+    answer_template: str | None = field(
+        default=None, metadata={"help": "Jinja override for the answer prompt (instruction data)"}
+    )
+    rouge_threshold: float = field(
+        default=0.7,
+        metadata={
+            "help": "instruction data: reject a new instruction whose ROUGE-L to a known one exceeds this"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if self.contrasts < 0:
+            raise ConfigError(f"contrasts must be >= 0, got {self.contrasts}")
+        if not 0.0 <= self.rouge_threshold <= 1.0:
+            raise ConfigError(f"rouge_threshold must be in [0, 1], got {self.rouge_threshold}")
+
+
+@register_method(
+    "self_instruct",
+    SelfInstructConfig,
+    summary="an LLM writes new rows from few-shot prompts of seeds (new examples of a label, or new instructions)",
+)
+class SelfInstructMethod(SeedMethod):
+    """See the module docstring."""
+
+    backend = "llm"  # until the generator is loaded: then its backend
+    relation = "demo"
+    uses_llm = True
+
+    def __init__(self, name: str, config: SelfInstructConfig) -> None:
+        super().__init__(name, config)
+        self.generator: Any = None
 
     # -- wiring --------------------------------------------------------------------------------
-    def configure(self, gen_config: GeneratorConfig, cache: ResponseCache | None) -> None:
-        """Called by the pipeline before setup(): which generator, and where responses are cached."""
-        self.gen_config = gen_config
-        self._cache = cache
-        self.budget_left = gen_config.max_tokens_total
-
-    def setup(self, seeds: Sequence[Record], language: str) -> None:
-        self._seeds = list(seeds)
-        self._language = language
-        self._task = seeds[0].task if seeds else CLASSIFICATION
-        if self._task == CLASSIFICATION and len({s.label for s in seeds}) < 1:
+    def prepare(self, ctx: RunContext) -> None:
+        if ctx.task == CLASSIFICATION and not ctx.seeds:
             raise ConfigError("self_instruct needs labelled seeds")
 
-    def _gen(self) -> CachedGenerator:
+    @property
+    def gen_config(self) -> GeneratorConfig:
+        return self.ctx.generator_config if self.ctx is not None else GeneratorConfig()
+
+    @property
+    def _language(self) -> str:
+        return self.ctx.language if self.ctx is not None else "en"
+
+    @property
+    def _task(self) -> str:
+        return self.ctx.task if self.ctx is not None else CLASSIFICATION
+
+    def _gen(self) -> Any:
+        """The run's shared generator (loaded once per run, on first use), counted under this method."""
         if self.generator is None:
-            inner = load_generator(self.gen_config, self._language)
-            self.generator = CachedGenerator(inner, getattr(self, "_cache", None))
-            self.backend, self.model, self.model_revision = inner.backend, inner.model_id, inner.revision
+            if self.ctx is None:
+                raise RuntimeError(f"{self.name}: setup() was not called")
+            if self.ctx.planning:
+                raise RuntimeError(f"{self.name}: a dry run loads no model")
+            gen = self.ctx.generator(owner=self.name)
+            self.backend, self.model, self.model_revision = gen.backend, gen.model_id, gen.revision
+            self.generator = gen
         return self.generator
 
     @property
     def mode(self) -> str:
         chat = self.gen_config.chat
-        if chat is None and self.generator is None and self._planning:
+        if chat is None and self.generator is None and self.ctx is not None and self.ctx.planning:
             # without loading: the embedded defaults are chat models, except Gemma-3 (base) when the
             # packaged Qwen is not in the cache
             chat = self.gen_config.model is not None or default_is_chat(self._language)
@@ -107,7 +132,7 @@ class SelfInstructMethod:
 
     def params(self) -> dict[str, Any]:
         g = self.gen_config
-        p = {k: v for k, v in self.p.items() if v not in (None, {}, [])}
+        p = super().params()
         p.update({"max_new_tokens": g.max_new_tokens, "temperature": g.temperature, "top_p": g.top_p})
         return p
 
@@ -124,11 +149,10 @@ class SelfInstructMethod:
     # -- planning (dry run) --------------------------------------------------------------------
     def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, int]:
         """Calls and token estimates without loading a model."""
-        self._planning = True
         calls = len(seeds) * (1 if self._task == CLASSIFICATION else 1 + n)
         prompt_chars = 0
         for s in seeds:
-            prompt_chars += 220 + sum(len(d.fields.get(field, "")) for d in self._demos(s, field, 0)[0])
+            prompt_chars += 220 + sum(len(d.fields.get(field, "")) for d in self._demos(s, 0)[0])
         prompt_tokens = int(prompt_chars * (1.0 if self._language.startswith("zh") else 0.3))
         if self._task != CLASSIFICATION:
             prompt_tokens += len(seeds) * n * 60
@@ -139,58 +163,52 @@ class SelfInstructMethod:
         }
 
     # -- generation ----------------------------------------------------------------------------
-    def _demos(self, anchor: Record, field: str, rs: int) -> tuple[list[Record], list[Record]]:
-        rng = random.Random(rs)
-        k = int(self.p["k"])
-        if self._task == CLASSIFICATION:
-            same = [s for s in self._seeds if s.label == anchor.label and s.id != anchor.id]
-            others = [s for s in self._seeds if s.label != anchor.label]
-        else:
-            same = [s for s in self._seeds if s.id != anchor.id]
-            others = []
-        demos = [anchor, *rng.sample(same, min(k - 1, len(same)))]
-        contrasts = (
-            rng.sample(others, min(int(self.p["contrasts"]), len(others))) if self.mode == "chat" else []
-        )
-        return demos, contrasts
-
-    def _lineage(self, rs: int, demos: Sequence[Record], field: str, extra: dict[str, Any]) -> Lineage:
-        return Lineage(
-            backend=self.backend,
-            model=self.model,
-            model_revision=self.model_revision,
-            params={
-                **self.params(),
-                "field": field,
-                "relation": "demo",
-                "demo_ids": [d.id for d in demos],
-                "mode": self.mode,
-                **extra,
-            },
-            random_seed=rs,
-        )
-
-    def _charge(self, completions) -> None:
-        if self.budget_left is None:
-            return
-        spent = sum(c.completion_tokens + c.prompt_tokens for c in completions if not c.cached)
-        self.budget_left -= spent
-        if self.budget_left <= 0:
-            self.exhausted = True
-
-    def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
-        out: list[Record] = []
+    def transform_batch(
+        self, batch: Sequence[Record], field: str, n: int, run_seed: int
+    ) -> list[list[Outcome]]:
+        """One prompt per anchor; stops before an anchor once the run's token budget is spent (the
+        anchors not reached get no outcome, so the pipeline leaves them for ``--resume``)."""
+        out: list[list[Outcome]] = []
         for anchor in batch:
-            if self.exhausted:
-                logger.warning("%s: token budget spent; stopping generation cleanly", self.name)
-                break
-            if self._task == CLASSIFICATION:
-                out.extend(self._classify(anchor, field, n, run_seed))
+            if self.ctx.budget.stop(self.name):
+                out.append([])
+            elif self._task == CLASSIFICATION:
+                out.append(self._classify(anchor, field, n, run_seed))
             else:
-                out.extend(self._instruction(anchor, field, n, run_seed))
+                out.append(self._instruction(anchor, n, run_seed))
         return out
 
-    def _prompt(self, kind: str, override: str | None, **values) -> Any:
+    def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
+        if self._task == CLASSIFICATION:
+            return super().generate(batch, field, n, run_seed)
+        # instruction data: new rows are made from the instruction, whichever field is asked for
+        recs = super().generate(batch, INSTRUCTION_FIELD, n, run_seed)
+        # instruction data: per anchor, the drafts refused as too close come before the answered ones
+        # (candidate ids keep each draft's position in the model's list)
+        order = {s.id: i for i, s in enumerate(batch)}
+        return sorted(
+            recs,
+            key=lambda r: (
+                order[r.parent_ids[0]],
+                r.rejection is None or r.rejection.code != "rouge_too_close",
+            ),
+        )
+
+    def _demos(self, anchor: Record, rs: int) -> tuple[list[Record], list[Record]]:
+        rng = random.Random(rs)
+        seeds = self.ctx.seeds
+        k = self.config.k
+        if self._task == CLASSIFICATION:
+            same = [s for s in seeds if s.label == anchor.label and s.id != anchor.id]
+            others = [s for s in seeds if s.label != anchor.label]
+        else:
+            same = [s for s in seeds if s.id != anchor.id]
+            others = []
+        demos = [anchor, *rng.sample(same, min(k - 1, len(same)))]
+        contrasts = rng.sample(others, min(self.config.contrasts, len(others))) if self.mode == "chat" else []
+        return demos, contrasts
+
+    def _prompt(self, kind: str, override: str | None, **values: Any) -> Any:
         text = render(kind, self.mode, self._language, override, **values)
         return [{"role": "user", "content": text}] if self.mode == "chat" else text
 
@@ -199,118 +217,100 @@ class SelfInstructMethod:
             return completion_text
         return f"{k + 1}." + completion_text  # the base model continued the numbered list
 
-    def _classify(self, anchor: Record, field: str, n: int, run_seed: int) -> list[Record]:
+    def _classify(self, anchor: Record, field: str, n: int, run_seed: int) -> list[Outcome]:
         rs = candidate_seed(run_seed, self.name, anchor.id, 0)
-        demos, contrasts = self._demos(anchor, field, rs)
-        names = self.p["label_names"] or {}
-        label = names.get(anchor.label, anchor.label)
+        demos, contrasts = self._demos(anchor, rs)
+        names = self.config.label_names or {}
         prompt = self._prompt(
             "classify",
-            self.p["template"],
-            label=label,
+            self.config.template,
+            label=names.get(anchor.label, anchor.label),
             n=n,
-            domain=self.p["domain"],
+            domain=self.config.domain,
             demos=[d.fields[field] for d in demos],
             contrasts=[{"label": names.get(c.label, c.label), "text": c.fields[field]} for c in contrasts],
         )
-        gen = self._gen()
-        completion = gen.generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
-        self._charge([completion])
-        extra = {"prompt_hash": stable_hash(prompt, length=12), "contrast_ids": [c.id for c in contrasts]}
-        lineage = self._lineage(rs, demos, field, extra)
-        return self._items(anchor, field, completion, n, lineage, demos, [d.fields[field] for d in demos])
+        completion = self._gen().generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
+        extra = self._extra(demos, prompt, {"contrast_ids": [c.id for c in contrasts]})
+        return self._items(completion, n, rs, extra, demos, [d.fields[field] for d in demos])
 
-    def _items(self, anchor, field, completion, n, lineage, demos, demo_texts) -> list[Record]:
-        parents = tuple(d.id for d in demos)
+    def _extra(
+        self, demos: Sequence[Record], prompt: Any, more: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What every candidate of one prompt adds to the lineage's params."""
+        return {
+            "demo_ids": [d.id for d in demos],
+            "mode": self.mode,
+            "prompt_hash": stable_hash(prompt, length=12),
+            **(more or {}),
+        }
+
+    def _items(
+        self,
+        completion: Any,
+        n: int,
+        rs: int,
+        extra: dict[str, Any],
+        demos: Sequence[Record],
+        demo_texts: Sequence[str],
+    ) -> list[Outcome]:
+        """The new texts of one completion (demonstrations copied back are dropped), or one failure.
+        The label is left to the anchor: nothing the model writes sets it."""
+        parents = tuple(d.id for d in demos[1:])
+        common = {"random_seed": rs, "params": extra, "parents": parents}
         if completion.text is None:
-            c = anchor.derive(field, "", method=self.name, lineage=lineage, index=0)
-            return [
-                _with_parents(c, parents).rejected(
-                    Rejection("generate", "backend_error", completion.error or "")
-                )
-            ]
+            return [Outcome(text="", failure=("backend_error", completion.error or ""), **common)]
         raw = self._raw(completion.text, len(demo_texts))
         items = [i for i in parse_items(raw) if i not in demo_texts][:n]
         if not items:
-            c = anchor.derive(field, raw, method=self.name, lineage=lineage, index=0)
-            return [
-                _with_parents(c, parents).rejected(
-                    Rejection(
-                        "generate", "parse_error", "no list items in the model's output (raw text kept)"
-                    )
-                )
-            ]
-        return [
-            _with_parents(anchor.derive(field, t, method=self.name, lineage=lineage, index=i), parents)
-            for i, t in enumerate(items)
-        ]
+            why = "no list items in the model's output (raw text kept)"
+            return [Outcome(text=raw, failure=("parse_error", why), **common)]
+        return [Outcome(text=t, **common) for t in items]
 
-    def _instruction(self, anchor: Record, field: str, n: int, run_seed: int) -> list[Record]:
+    def _instruction(self, anchor: Record, n: int, run_seed: int) -> list[Outcome]:
         rs = candidate_seed(run_seed, self.name, anchor.id, 0)
-        demos, _ = self._demos(anchor, field, rs)
-        demo_texts = [d.fields["instruction"] for d in demos]
+        demos, _ = self._demos(anchor, rs)
+        demo_texts = [d.fields[INSTRUCTION_FIELD] for d in demos]
         prompt = self._prompt(
-            "instructions", self.p["template"], n=n, domain=self.p["domain"], demos=demo_texts
+            "instructions", self.config.template, n=n, domain=self.config.domain, demos=demo_texts
         )
         gen = self._gen()
         completion = gen.generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
-        self._charge([completion])
-        lineage = self._lineage(rs, demos, "instruction", {"prompt_hash": stable_hash(prompt, length=12)})
-        drafts = self._items(anchor, "instruction", completion, n, lineage, demos, demo_texts)
-        pool = [s.fields["instruction"] for s in self._seeds]
-        out, answer = [], []
-        for d in drafts:
-            if d.rejection is not None:
-                out.append(d)
+        drafts = self._items(completion, n, rs, self._extra(demos, prompt), demos, demo_texts)
+        pool = [s.fields[INSTRUCTION_FIELD] for s in self.ctx.seeds]
+        threshold = self.config.rouge_threshold
+        answer: list[int] = []
+        for i, d in enumerate(drafts):
+            if d.failure is not None:
                 continue
-            text = d.fields["instruction"]
-            best = max((rouge_l(text, p) for p in pool), default=0.0)
-            if best > float(self.p["rouge_threshold"]):
-                out.append(
-                    d.rejected(
-                        Rejection(
-                            "generate",
-                            "rouge_too_close",
-                            f"ROUGE-L {best:.3f} > {self.p['rouge_threshold']} to an existing instruction",
-                        )
-                    )
-                )
+            best = max((rouge_l(d.text, p) for p in pool), default=0.0)
+            if best > threshold:
+                why = f"ROUGE-L {best:.3f} > {threshold} to an existing instruction"
+                d.failure = ("rouge_too_close", why)
                 continue
-            pool.append(text)
-            answer.append(d)
+            pool.append(d.text)
+            answer.append(i)
         if answer:
             shots = [
-                {"instruction": s.fields["instruction"], "output": s.fields["output"]} for s in demos[:2]
+                {"instruction": s.fields[INSTRUCTION_FIELD], "output": s.fields["output"]} for s in demos[:2]
             ]
             prompts = [
                 self._prompt(
                     "answer",
-                    self.p["answer_template"],
-                    instruction=d.fields["instruction"],
+                    self.config.answer_template,
+                    instruction=drafts[i].text,
                     input="",
                     demos=shots,
                 )
-                for d in answer
+                for i in answer
             ]
-            answers = gen.generate(
-                prompts,
-                1,
-                self.decoding(rs + 1, ANSWER_STOPS[self.mode]),
-            )
-            self._charge([a[0] for a in answers])
-            for d, (a,) in zip(answer, answers, strict=True):
+            answers = gen.generate(prompts, 1, self.decoding(rs + 1, ANSWER_STOPS[self.mode]))
+            for i, (a,) in zip(answer, answers, strict=True):
+                d = drafts[i]
                 text = (a.text or "").strip()
-                rec = replace(d, fields={**d.fields, "input": "", "output": text})
+                d.fields = {INSTRUCTION_FIELD: d.text, "input": "", "output": text}
                 if a.text is None:
-                    rec = rec.rejected(Rejection("generate", "backend_error", a.error or ""))
+                    d.failure = ("backend_error", a.error or "")
                 elif not text:
-                    rec = rec.rejected(Rejection("generate", "empty_output", "the model gave no answer"))
-                out.append(rec)
-        return out
-
-
-def _with_parents(rec: Record, parents: tuple[str, ...]) -> Record:
-    return replace(rec, parent_ids=parents)
-
-
-register("self_instruct", SelfInstructMethod)
+                    d.failure = ("empty_output", "the model gave no answer")
+        return drafts
