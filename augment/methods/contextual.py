@@ -29,20 +29,21 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, ConfigError
 from ..language import NON_WORD_TOKEN, detokenizer_for, is_cjk, normalise, tokenizer_for, uses_spaces
-from ..record import Lineage, Record, Rejection
-from .base import candidate_seed, register
+from ..record import Record
+from .base import Outcome, SeedMethod, candidate_seed, register_method
 from .lexical import ENGLISH_STOPWORDS
+
+if TYPE_CHECKING:
+    from ..context import RunContext
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {"zh": "google-bert/bert-base-chinese", "en": "distilbert/distilroberta-base"}
 MULTILINGUAL_MODEL = "FacebookAI/xlm-roberta-base"
-SHARED_KEYS = {"aug_p", "aug_min", "aug_max"}
-OWN_KEYS = {"model", "top_k", "temperature", "device", "batch_size"}
 
 _NON_WORD = re.compile(NON_WORD_TOKEN)
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:['’\-][A-Za-z]+)*")  # what an English substitute may be
@@ -86,40 +87,57 @@ class _Vocabulary:
     by_key: dict[str, list[int]] = field(default_factory=dict)  # casefolded surface -> allowed ids
 
 
-class ContextualMethod:
-    """Masked-LM word substitution; see the module docstring."""
+@dataclass
+class ContextualConfig:
+    """The knobs of masked-LM substitution (``aug_p``/``aug_min``/``aug_max`` as for the lexical methods)."""
 
-    def __init__(self, name: str, params: dict[str, Any]) -> None:
-        unknown = set(params) - SHARED_KEYS - OWN_KEYS
-        if unknown:
-            raise ConfigError(
-                f"methods.params.{name}: unknown keys {sorted(unknown)} "
-                f"(known: {', '.join(sorted(SHARED_KEYS | OWN_KEYS))})"
-            )
-        self.name = name
-        self.aug_p = float(params.get("aug_p", 0.15))
-        self.aug_min = int(params.get("aug_min", 1))
-        self.aug_max = int(params.get("aug_max", 6))
-        self.top_k = int(params.get("top_k", 10))
-        self.temperature = float(params.get("temperature", 1.0))
-        self.device_request = str(params.get("device", "auto"))
-        self.batch_size = int(params.get("batch_size", 32))
-        model = params.get("model")
-        self.model: str | None = str(model) if model else None
+    aug_p: float = field(default=0.15, metadata={"help": "fraction of words (or characters) changed"})
+    aug_min: int = field(default=1, metadata={"help": "at least this many words replaced per candidate"})
+    aug_max: int = field(default=6, metadata={"help": "at most this many words replaced per candidate"})
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "masked LM (hub id or local folder); default: BERT-Chinese, DistilRoBERTa or XLM-R"
+        },
+    )
+    top_k: int = field(
+        default=10, metadata={"help": "sample each substitute among this many best predictions"}
+    )
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of that draw"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
+    batch_size: int = field(default=32, metadata={"help": "masked texts per forward pass"})
+
+    def __post_init__(self) -> None:
         if not 0.0 < self.aug_p <= 1.0:
-            raise ConfigError(f"methods.params.{name}.aug_p must be in (0, 1], got {self.aug_p}")
+            raise ConfigError(f"aug_p must be in (0, 1], got {self.aug_p}")
         if self.aug_min < 1 or self.aug_max < self.aug_min:
             raise ConfigError(
-                f"methods.params.{name}: need 1 <= aug_min <= aug_max, got {self.aug_min}/{self.aug_max}"
+                f"aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, got {self.aug_min}/{self.aug_max}"
             )
         if self.top_k < 1:
-            raise ConfigError(f"methods.params.{name}.top_k must be >= 1, got {self.top_k}")
+            raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
         if not self.temperature > 0.0:
-            raise ConfigError(f"methods.params.{name}.temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.batch_size < 1:
-            raise ConfigError(f"methods.params.{name}.batch_size must be >= 1, got {self.batch_size}")
-        self.backend = "transformers"
-        self.model_revision: str | None = None
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@register_method(
+    "contextual", ContextualConfig, summary="replaces words by what a masked language model predicts there"
+)
+class ContextualMethod(SeedMethod):
+    """Masked-LM word substitution; see the module docstring."""
+
+    backend = "transformers"
+
+    def __init__(self, name: str, config: ContextualConfig) -> None:
+        super().__init__(name, config)
+        self.aug_p, self.aug_min, self.aug_max = config.aug_p, config.aug_min, config.aug_max
+        self.top_k = config.top_k
+        self.temperature = config.temperature
+        self.device_request = config.device
+        self.batch_size = config.batch_size
+        self.model = config.model or None
         self.device = "cpu"
         self._language = "en"
         self._char_mode = False
@@ -145,14 +163,17 @@ class ContextualMethod:
         }
 
     # -- setup ---------------------------------------------------------------------------------
-    def setup(self, seeds: Sequence[Record], language: str) -> None:
-        """Load the masked LM (once per run) and work out which of its tokens may be substituted."""
+    def prepare(self, ctx: RunContext) -> None:
+        """Load the masked LM (once per run) and work out which of its tokens may be substituted
+        (a dry run loads nothing)."""
         from ..devices import pick_device
 
-        self._language = language
+        language = self._language = ctx.language
         self._char_mode = not uses_spaces(language)
         self._split = tokenizer_for(language)
         self._join = detokenizer_for(language)
+        if ctx.planning:
+            return
         self.device = pick_device(self.device_request)
         if self._mlm is None:  # once per run; a second setup (another language) reuses the model
             self._load_model(language)
@@ -251,7 +272,10 @@ class ContextualMethod:
         return min(max(round(self.aug_p * words), self.aug_min), self.aug_max, words)
 
     # -- generation ----------------------------------------------------------------------------
-    def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
+    def transform_batch(
+        self, batch: Sequence[Record], field: str, n: int, run_seed: int
+    ) -> list[list[Outcome]]:
+        """All candidates of the batch go through the model together (see :meth:`_fill`)."""
         if self._mlm is None:
             raise RuntimeError(f"{self.name}: setup() was not called")
         jobs: list[_Job] = []
@@ -266,26 +290,22 @@ class ContextualMethod:
                 jobs.append(_Job(seed, k, rs, rng, list(tokens), list(tokens), positions, len(positions)))
         self._fill(jobs)
 
-        params = self.params()
-        out: list[Record] = []
-        for job in jobs:
+        out: list[list[Outcome]] = [[] for _ in batch]
+        for j, job in enumerate(jobs):
             original = job.seed.fields.get(field, "")
             text = self._join(job.tokens) if job.changed else original
-            lineage = Lineage(
-                backend=self.backend,
-                model=self.model,
-                model_revision=self.model_revision,
-                params={**params, "field": field},
-                random_seed=job.random_seed,
-            )
-            cand = job.seed.derive(field, text, method=self.name, lineage=lineage, index=job.index)
+            failure = None
             if not job.chosen:
-                why = "no word to replace (only punctuation, stopwords, numbers or an empty text)"
-                cand = cand.rejected(Rejection("generate", "unchanged", why))
+                failure = (
+                    "unchanged",
+                    "no word to replace (only punctuation, stopwords, numbers or an empty text)",
+                )
             elif not job.changed or normalise(text) == normalise(original):
-                why = f"the model offered no different word for the {job.chosen} chosen word(s)"
-                cand = cand.rejected(Rejection("generate", "unchanged", why))
-            out.append(cand)
+                failure = (
+                    "unchanged",
+                    f"the model offered no different word for the {job.chosen} chosen word(s)",
+                )
+            out[j // n].append(Outcome(text=text, random_seed=job.random_seed, failure=failure))
         return out
 
     def _fill(self, jobs: list[_Job]) -> None:
@@ -446,6 +466,3 @@ def _load(model: str) -> tuple[Any, Any]:
             f"contextual: could not load the masked language model {model!r} ({reason}); {hint}"
         ) from exc
     return tokenizer, mlm
-
-
-register("contextual", ContextualMethod)
