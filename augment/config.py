@@ -51,29 +51,50 @@ class DataConfig:
 
 @dataclass
 class MethodsConfig:
-    """Which augmentation methods run, and their shared knobs."""
+    """Which augmentation methods run, and their parameters (each method's typed config: `augment list`)."""
 
     names: list[str] | None = field(
         default=None, metadata={"help": "methods to run; default: every method that suits the language"}
     )
     n_per_seed: int = field(default=2, metadata={"help": "candidates per seed per method"})
-    aug_p: float = field(default=0.15, metadata={"help": "fraction of words (or characters) changed"})
-    aug_min: int = field(default=1, metadata={"help": "at least this many edits per candidate"})
-    aug_max: int = field(default=6, metadata={"help": "at most this many edits per candidate"})
+    defaults: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "parameters for every method of the run that has them, e.g. {aug_p: 0.3} (--aug-p)"},
+    )
     params: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata={"help": "per-method overrides, e.g. {swap: {aug_p: 0.3}}"}
+        default_factory=dict, metadata={"help": "per-method parameters, e.g. {swap: {aug_p: 0.3}}"}
     )
 
     def __post_init__(self) -> None:
+        from . import steps
+
         if self.n_per_seed < 1:
             raise ConfigError(f"methods.n_per_seed must be >= 1, got {self.n_per_seed}")
-        if not 0.0 < self.aug_p <= 1.0:
-            raise ConfigError(f"methods.aug_p must be in (0, 1], got {self.aug_p}")
-        if self.aug_min < 1 or self.aug_max < self.aug_min:
-            raise ConfigError(
-                f"methods.aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, "
-                f"got {self.aug_min}/{self.aug_max}"
-            )
+        for name in self.names or ():
+            steps.spec("method", name)
+        if self.defaults:
+            takers = [s for s in steps.specs("method") if set(self.defaults) & _field_names(s.config)]
+            unknown = set(self.defaults) - set().union(*(_field_names(s.config) for s in takers))
+            if unknown:
+                raise ConfigError(f"methods.defaults: no method has the parameter(s) {sorted(unknown)}")
+            for s in takers:  # ranges, checked once where a method declares the parameter
+                steps.build_config("method", s.name, self.method_defaults(s.config), "methods.defaults")
+        for name, params in self.params.items():
+            steps.build_config("method", name, {**self.method_defaults(steps.spec("method", name).config), **params})
+
+    def method_defaults(self, config: type) -> dict[str, Any]:
+        """The ``defaults`` entries that a method's config declares."""
+        return {k: v for k, v in self.defaults.items() if k in _field_names(config)}
+
+    def method_params(self, name: str) -> dict[str, Any]:
+        """What the method ``name`` is built with: the shared defaults it has, then its own params."""
+        from . import steps
+
+        return {**self.method_defaults(steps.spec("method", name).config), **self.params.get(name, {})}
+
+
+def _field_names(config: type) -> set[str]:
+    return {f.name for f in fields(config)}
 
 
 FILTERS = ("quality", "script", "similarity", "dedup", "label", "novelty", "diversity")
@@ -203,6 +224,9 @@ class ExpandConfig:
         return d
 
 
+MOVED = {f"methods.{k}": f"methods.defaults.{k}" for k in ("aug_p", "aug_min", "aug_max")}
+
+
 def _build(cls: type, data: Any, path: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{path or 'config'} must be a mapping, got {type(data).__name__}")
@@ -211,6 +235,8 @@ def _build(cls: type, data: Any, path: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{path}{key}"
+        if f"{where}" in MOVED:
+            raise ConfigError(f"config key {where!r} is now {MOVED[where]!r}")
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {path}{close[0]}?)" if close else ""
@@ -247,7 +273,10 @@ def _check_type(hint: Any, value: Any, where: str) -> Any:
     if origin is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, got {value!r}")
-    if origin is dict:
+    if origin is dict and get_args(hint)[1] is Any:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+    elif origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise ConfigError(f"{where} must be a mapping of name -> {{param: value}}, got {value!r}")
     return value

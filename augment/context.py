@@ -69,12 +69,15 @@ class RunContext:
 
     def __post_init__(self) -> None:
         self._generators: dict[str, Any] = {}
+        self._views: dict[tuple[str, str], CountedView] = {}
         self._embedder: Any = None
         self.budget = TokenBudget(self.generator_config.max_tokens_total, lambda: list(self._generators.values()))
 
     # -- shared backends -----------------------------------------------------------------------
-    def generator(self, config: GeneratorConfig | None = None) -> Any:
-        """The run's (cached, counted) generator for ``config`` (default: the run's), loaded once."""
+    def generator(self, config: GeneratorConfig | None = None, *, owner: str | None = None) -> Any:
+        """The run's (cached, counted) generator for ``config`` (default: the run's), loaded once and
+        shared by every step that asks. ``owner`` (a method name) gets a view that also counts its
+        own calls and tokens, for the manifest."""
         from dataclasses import asdict
 
         from .generators import CachedGenerator, load_generator
@@ -84,7 +87,26 @@ class RunContext:
         key = stable_hash(asdict(cfg), self.language)
         if key not in self._generators:
             self._generators[key] = CachedGenerator(load_generator(cfg, self.language), self.response_cache)
-        return self._generators[key]
+        if owner is None:
+            return self._generators[key]
+        if (owner, key) not in self._views:
+            self._views[owner, key] = CountedView(self._generators[key], owner)
+        return self._views[owner, key]
+
+    def usage(self) -> dict[str, Any]:
+        """Per method: the generator it used, its calls, cache hits and tokens."""
+        return {
+            view.owner: {
+                "backend": view.backend,
+                "model": view.model_id,
+                "calls": view.calls,
+                "cache_hits": view.hits,
+                "prompt_tokens": view.prompt_tokens,
+                "completion_tokens": view.completion_tokens,
+                "budget_exhausted": self.budget.exhausted,
+            }
+            for view in self._views.values()
+        }
 
     def generators(self) -> list[Any]:
         """The generators built so far (for the manifest's call and token counts)."""
@@ -102,3 +124,28 @@ class RunContext:
     @embedder.setter
     def embedder(self, value: Any) -> None:
         self._embedder = value
+
+
+class CountedView:
+    """A shared generator as one method sees it: the same model and cache, the method's own counts."""
+
+    def __init__(self, shared: Any, owner: str) -> None:
+        self.shared, self.owner = shared, owner
+        self.backend, self.model_id, self.revision, self.chat = (
+            shared.backend,
+            shared.model_id,
+            shared.revision,
+            shared.chat,
+        )
+        self.inner = getattr(shared, "inner", shared)
+        self.calls = self.hits = self.prompt_tokens = self.completion_tokens = 0
+
+    def generate(self, prompts: Any, n: int, decoding: Any) -> Any:
+        before = (self.shared.calls, self.shared.hits, self.shared.prompt_tokens, self.shared.completion_tokens)
+        try:
+            return self.shared.generate(prompts, n, decoding)
+        finally:
+            self.calls += self.shared.calls - before[0]
+            self.hits += self.shared.hits - before[1]
+            self.prompt_tokens += self.shared.prompt_tokens - before[2]
+            self.completion_tokens += self.shared.completion_tokens - before[3]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExpandConfig
+from .context import RunContext
 from .errors import BackendError, ConfigError, DataError
 from .filters import FilterContext, seed_baseline
 from .io import load_records, overlap_note, write_atomic, write_jsonl_atomic
@@ -423,22 +424,22 @@ def _expand(
     # 2. build methods (fails on unknown names or unsupported languages before any output exists)
     t = time.perf_counter()
     names = method_names(config, language, task, has_pool=bool(pool))
+    ctx = RunContext(
+        seeds=seeds,
+        language=language,
+        task=task,
+        fields=fields,
+        seed=config.seed,
+        pool=pool,
+        dev=dev,
+        generator_config=config.generator,
+        recipe_chooses=recipe_mode != "off",
+        response_cache=_response_cache(config),
+    )
     methods = []
     for name in names:
-        params = {
-            "aug_p": config.methods.aug_p,
-            "aug_min": config.methods.aug_min,
-            "aug_max": config.methods.aug_max,
-            **config.methods.params.get(name, {}),
-        }
-        m = build_method(name, params)
-        if hasattr(m, "configure"):  # LLM methods: which generator, and the response cache
-            m.configure(config.generator, _response_cache(config))
-        if getattr(m, "source", "seeds") == "pool" and not pool:
-            raise ConfigError(f"method {name!r} labels an unlabelled pool: pass one with --unlabeled")
-        if hasattr(m, "resolve_threshold"):  # pool labelling: the recipe chooses the fraction, if it runs
-            m.resolve_threshold(recipe_mode != "off")
-        m.setup(seeds, language)
+        m = build_method(name, config.methods.method_params(name))
+        m.setup(ctx)
         methods.append(m)
     timings["setup"] = round(time.perf_counter() - t, 3)
 
@@ -461,7 +462,7 @@ def _expand(
         return _finished(out, fingerprint)
 
     # the embedder loads before anything is written: a model that cannot load leaves no folder behind
-    embedder = _embedder(config, language, timings)
+    embedder = ctx.embedder = _embedder(config, language, timings)
 
     # 3. generate, checkpointing every batch, in a folder no other run writes to meanwhile
     _claim(out, locks, clear=overwrite and not resume)
@@ -478,7 +479,7 @@ def _expand(
         for f in fields:
             step = f"{method.name}-{f}"
             done = work.done(step)
-            if getattr(method, "source", "seeds") == "pool":
+            if method.role == "pool":
                 if all(p.id in done for p in pool):
                     recs = [r for p in pool for r in done[p.id]]
                     reused += len(pool)
@@ -495,7 +496,7 @@ def _expand(
                     todo = [s for s in batch if s.id not in done]
                     reused += len(batch) - len(todo)
                     made: dict[str, list[Record]] = {}
-                    if todo and not getattr(method, "exhausted", False):
+                    if todo and not method.exhausted:
                         recs = method.generate(todo, f, config.methods.n_per_seed, config.seed)
                         for r in recs:
                             made.setdefault(r.parent_ids[0], []).append(r)
@@ -533,7 +534,7 @@ def _expand(
         "recipe": recipe_info,
         "counts": {"pool": len(pool), "dev": len(dev)},
         "resume": {"resumed": resume, "seeds_reused": reused},
-        "generation": _generation_stats(methods),
+        "generation": _generation_stats(ctx),
     }
     result = write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)
     work.remove()
@@ -589,7 +590,7 @@ def _run_recipe(
         for c in overlap
     ]
     kept = [c for c in kept if c.fields.get(field_name, "") not in dev_texts]
-    relabel = next((m.relabeller(config.seed) for m in methods if hasattr(m, "relabeller")), None)
+    relabel = next((m.relabeller(config.seed) for m in methods if m.role == "pool"), None)
     res = choose(
         seeds,
         kept,
@@ -612,23 +613,9 @@ def _response_cache(config: ExpandConfig):
     return ResponseCache(cache_dir() / "responses.sqlite") if config.generator.cache else None
 
 
-def _generation_stats(methods: Sequence[Any]) -> dict[str, Any]:
-    """LLM calls, cache hits, tokens and whether the token budget stopped generation."""
-    stats: dict[str, Any] = {}
-    for m in methods:
-        gen = getattr(m, "generator", None)
-        if gen is None:
-            continue
-        stats[m.name] = {
-            "backend": gen.backend,
-            "model": gen.model_id,
-            "calls": gen.calls,
-            "cache_hits": gen.hits,
-            "prompt_tokens": gen.prompt_tokens,
-            "completion_tokens": gen.completion_tokens,
-            "budget_exhausted": bool(getattr(m, "exhausted", False)),
-        }
-    return stats
+def _generation_stats(ctx: RunContext) -> dict[str, Any]:
+    """Per LLM method: calls, cache hits, tokens, and whether the run's token budget stopped it."""
+    return ctx.usage()
 
 
 def method_names(config: ExpandConfig, language: str, task: str, *, has_pool: bool) -> list[str]:
@@ -651,7 +638,7 @@ def plan(
     seeds_path: str | Path, config: ExpandConfig, *, pool_path: str | Path | None = None
 ) -> dict[str, Any]:
     """What a run would do, without loading any model: per method, the LLM calls and token estimates."""
-    from .methods import build_method
+    from .methods import SeedMethod, build_method
 
     task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
     fields = config.data.augment_fields or DEFAULT_FIELDS[task]
@@ -661,14 +648,16 @@ def plan(
         else config.language
     )
     names = method_names(config, language, task, has_pool=pool_path is not None)
+    ctx = RunContext(
+        seeds=seeds, language=language, task=task, fields=fields, seed=config.seed,
+        generator_config=config.generator, planning=True,
+    )
     rows = []
     for name in names:
-        m = build_method(name, config.methods.params.get(name, {}))
+        m = build_method(name, config.methods.method_params(name))
         entry: dict[str, Any] = {"method": name, "seeds": len(seeds)}
-        if hasattr(m, "plan"):
-            m.configure(config.generator, None)
-            m.planning = True  # setup() must not load a model for a dry run
-            m.setup(seeds, language)
+        if type(m).plan is not SeedMethod.plan:  # methods that call models estimate their calls
+            m.setup(ctx)  # ctx.planning: setup() loads no model
             entry.update(m.plan(seeds, fields[0], config.methods.n_per_seed))
         rows.append(entry)
     return {"task": task, "language": language, "methods": rows, "generator": config.generator.backend}
@@ -760,7 +749,7 @@ def run_filters(
     baselines: dict[str, float] = {}
     kept: list[Record] = []
     for f in fields:
-        pending = [c for c in alive if c.lineage.params.get("field", fields[0]) == f]
+        pending = [c for c in alive if (c.lineage.field or fields[0]) == f]
         t = time.perf_counter()
         seed_vecs = embedder.encode([s.fields.get(f, "") for s in seeds])
         ctx = FilterContext(seeds=seeds, field=f, seed_vectors=seed_vecs)
@@ -865,7 +854,7 @@ def _filter_file(
                 id="x-" + r.id[2:],
                 origin=AUGMENTED,
                 method="external",
-                lineage=Lineage(params={"field": DEFAULT_FIELDS[task][0]}),
+                lineage=Lineage(field=DEFAULT_FIELDS[task][0]),
             )
             for r in rows
         ]

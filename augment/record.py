@@ -41,6 +41,17 @@ class Lineage:
     model_revision: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     random_seed: int | None = None
+    field: str | None = None  # which field of the row the method wrote
+    relation: str = "rewrite"  # to the parents: "rewrite", or "demo" (they were demonstrations)
+
+    def keyed_params(self) -> dict[str, Any]:
+        """What a candidate id hashes: the params with the field (and a non-rewrite relation)."""
+        keyed = dict(self.params)
+        if self.field is not None:
+            keyed["field"] = self.field
+        if self.relation != "rewrite":
+            keyed["relation"] = self.relation
+        return keyed
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ class Record:
         new_fields[field_name] = new_text
         new_label = self.label if label is None else label
         rid = "a-" + stable_hash(
-            self.id, method, lineage.params, lineage.random_seed, index, new_text, new_label
+            self.id, method, lineage.keyed_params(), lineage.random_seed, index, new_text, new_label
         )
         return Record(
             id=rid,
@@ -105,7 +116,7 @@ class Record:
     def rewrites_parent(self) -> bool:
         """True when the row is a rewrite of its parent (paraphrase, typo, ...); False when the parents
         were only demonstrations in a prompt (self-instruct), so parent-based checks do not apply."""
-        return self.lineage.params.get("relation", "rewrite") == "rewrite"
+        return self.lineage.relation == "rewrite"
 
     def with_scores(self, **scores: float) -> Record:
         return replace(self, scores={**self.scores, **scores})
@@ -128,6 +139,10 @@ class Record:
         row["model_revision"] = self.lineage.model_revision
         row["params"] = self.lineage.params
         row["random_seed"] = self.lineage.random_seed
+        if self.lineage.field is not None:
+            row["field"] = self.lineage.field
+        if self.lineage.relation != "rewrite":
+            row["relation"] = self.lineage.relation
         row["scores"] = self.scores
         if self.source is not None:
             row["source"] = self.source
@@ -142,6 +157,9 @@ class Record:
         task = row["task"]
         names = TASK_FIELDS[task]
         rejection = None
+        params = dict(row.get("params") or {})
+        field_name = row.get("field") or params.pop("field", None)  # files from before 0.x kept them in params
+        relation = row.get("relation") or params.pop("relation", "rewrite")
         if row.get("rejected_by"):
             rejection = Rejection(row["rejected_by"], row["reason"], row.get("reason_detail", ""))
         return cls(
@@ -156,8 +174,10 @@ class Record:
                 backend=row.get("backend"),
                 model=row.get("model"),
                 model_revision=row.get("model_revision"),
-                params=row.get("params") or {},
+                params=params,
                 random_seed=row.get("random_seed"),
+                field=field_name,
+                relation=relation,
             ),
             scores=row.get("scores") or {},
             source=row.get("source"),

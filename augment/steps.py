@@ -120,7 +120,16 @@ def build_config(kind: str, name: str, params: dict[str, Any] | None, where: str
     from .config import _build
 
     s = spec(kind, name)
+    if s.config.__name__ == "_UntypedParams":  # transitional: an old-style method checks its own params
+        return s.config(params=dict(params or {}))
     where = where or (f"methods.params.{name}" if kind == "method" else f"filters.{name}")
+    known = [f.name for f in dataclasses.fields(s.config)]
+    for key in params or {}:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            listed = ", ".join(known) or "none"
+            raise ConfigError(f"{where}: unknown parameter {key!r}{hint}; {name} has: {listed}")
     try:
         return _build(s.config, dict(params or {}), f"{where}.")
     except ConfigError as exc:

@@ -25,7 +25,7 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
     "encoding": ("data", "encoding"),
     "methods": ("methods", "names"),
     "n_per_seed": ("methods", "n_per_seed"),
-    "aug_p": ("methods", "aug_p"),
+    "aug_p": ("methods", "defaults", "aug_p"),
     "min_similarity": ("filters", "min_similarity"),
     "max_similarity": ("filters", "max_similarity"),
     "near_duplicate": ("filters", "near_duplicate"),

@@ -266,8 +266,8 @@ def test_unknown_method(tmp_path):
 @pytest.mark.parametrize(
     "flag, message",
     [
-        (["-P", "swap.aug_p=2"], "methods.params.swap.aug_p must be in (0, 1], got 2"),
-        (["--aug-p", "2"], "methods.aug_p must be in (0, 1], got 2.0"),
+        (["-P", "swap.aug_p=2"], "methods.params.swap.aug_p must be in (0, 1], got 2.0"),
+        (["--aug-p", "2"], "methods.defaults.aug_p must be in (0, 1], got 2.0"),
         (
             ["-P", "delete.aug_min=0"],
             "methods.params.delete.aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, got 0/6",

@@ -23,7 +23,7 @@ def test_defaults():
         augment_fields=None,
     )
     m = c.methods
-    assert (m.names, m.n_per_seed, m.aug_p, m.aug_min, m.aug_max, m.params) == (None, 2, 0.15, 1, 6, {})
+    assert (m.names, m.n_per_seed, m.defaults, m.params) == (None, 2, {}, {})
     f = c.filters
     assert (f.min_similarity, f.max_similarity, f.near_duplicate, f.min_chars) == (0.6, 0.995, 0.985, 2)
     assert ExpandConfig.from_dict({}) == c
@@ -77,7 +77,8 @@ def test_unknown_key_without_a_close_match_has_no_hint():
         ({"batch_size": 2.5}, "batch_size"),
         ({"language": 5}, "language"),
         ({"methods": {"n_per_seed": 2.0}}, "methods.n_per_seed"),
-        ({"methods": {"aug_p": "0.2"}}, "methods.aug_p"),
+        ({"methods": {"defaults": {"aug_p": "0.2"}}}, "methods.defaults.aug_p"),
+        ({"methods": {"params": {"swap": {"aug_p": "0.2"}}}}, "methods.params.swap.aug_p"),
         ({"filters": {"min_similarity": "high"}}, "filters.min_similarity"),
         ({"filters": {"near_duplicate": None}}, "filters.near_duplicate"),
         ({"filters": {"min_chars": False}}, "filters.min_chars"),
@@ -120,9 +121,11 @@ def test_min_similarity_must_be_below_max(lo, hi):
     "data, fragment",
     [
         ({"methods": {"n_per_seed": 0}}, "n_per_seed must be >= 1"),
-        ({"methods": {"aug_p": 0}}, "aug_p must be in (0, 1]"),
-        ({"methods": {"aug_p": 1.5}}, "aug_p must be in (0, 1]"),
-        ({"methods": {"aug_min": 4, "aug_max": 3}}, "aug_min/aug_max"),
+        ({"methods": {"defaults": {"aug_p": 0}}}, "methods.defaults.aug_p must be in (0, 1]"),
+        ({"methods": {"params": {"swap": {"aug_p": 1.5}}}}, "methods.params.swap.aug_p must be in (0, 1]"),
+        ({"methods": {"defaults": {"aug_min": 4, "aug_max": 3}}}, "aug_min/aug_max"),
+        ({"methods": {"defaults": {"colour": 4}}}, "no method has the parameter(s) ['colour']"),
+        ({"methods": {"aug_p": 0.3}}, "config key 'methods.aug_p' is now 'methods.defaults.aug_p'"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"task": "regression"}, "task must be one of auto, classification, instruction"),
     ],
@@ -131,7 +134,7 @@ def test_out_of_range_values(data, fragment):
     with pytest.raises(ConfigError) as exc:
         ExpandConfig.from_dict(data)
     assert fragment in str(exc.value)
-    MethodsConfig(aug_p=1.0, aug_min=3, aug_max=3)  # the boundaries themselves are fine
+    MethodsConfig(defaults={"aug_p": 1.0, "aug_min": 3, "aug_max": 3})  # the boundaries themselves are fine
 
 
 def _custom() -> ExpandConfig:
@@ -150,9 +153,7 @@ def _custom() -> ExpandConfig:
             "methods": {
                 "names": ["swap", "insert"],
                 "n_per_seed": 5,
-                "aug_p": 0.3,
-                "aug_min": 2,
-                "aug_max": 4,
+                "defaults": {"aug_p": 0.3, "aug_min": 2, "aug_max": 4},
                 "params": {"swap": {"aug_p": 0.5}},
             },
             "filters": {"min_similarity": 0.1, "max_similarity": 0.9, "near_duplicate": 0.95, "min_chars": 4},

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from augment.context import RunContext
 from augment.errors import ConfigError
 from augment.language import normalise, tokenizer_for
 from augment.methods import available_methods, build_method
@@ -27,7 +28,7 @@ def method(name: str, language: str, seeds, **params):
     key = (name, language, tuple(sorted(params.items())))
     if key not in _cache:
         m = build_method(name, dict(params))
-        m.setup(seeds, language)
+        m.setup(RunContext(seeds=seeds, language=language))
         _cache[key] = m
     return _cache[key]
 
@@ -57,7 +58,7 @@ def _check_contract(out, batch, name, n=N, language="en"):
             assert cand.label == seed.label and cand.task == seed.task
             assert cand.lineage.backend.startswith(_backend_prefix(name, language))
             assert isinstance(cand.lineage.random_seed, int)
-            assert cand.lineage.params["field"] == "text"
+            assert cand.lineage.field == "text" and "field" not in cand.lineage.params
             original, text = seed.fields["text"], cand.fields["text"]
             # never the input again without saying so
             if cand.rejection is None:
@@ -266,7 +267,7 @@ def test_generation_is_deterministic_per_run_seed(language, name, zh_seeds, en_s
     first = m.generate(batch, "text", N, RUN_SEED)
     again = m.generate(batch, "text", N, RUN_SEED)
     fresh = build_method(name, {})
-    fresh.setup(seeds, language)
+    fresh.setup(RunContext(seeds=seeds, language=language))
     from_fresh = fresh.generate(batch, "text", N, RUN_SEED)
     key = lambda out: [(c.id, c.fields["text"], c.lineage.random_seed) for c in out]  # noqa: E731
     assert key(first) == key(again) == key(from_fresh)
@@ -325,7 +326,7 @@ def test_one_word_seed_is_rejected_as_unchanged(language, name, text, zh_seeds, 
 def test_synonym_refuses_chinese(language, zh_seeds):
     m = build_method("synonym", {})
     with pytest.raises(ConfigError, match=rf"method 'synonym'.*'{language}'"):
-        m.setup(zh_seeds, language)
+        m.setup(RunContext(seeds=zh_seeds, language=language))
 
 
 @pytest.mark.parametrize("name, hint", [("swapp", "swap"), ("synonyms", "synonym"), ("delet", "delete")])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import EN_CLINIC, ZH_BANK, invoke, read_jsonl
 
+from augment.context import RunContext
 from augment.classifiers import EmbeddingClassifier, margin_for
 from augment.errors import ConfigError
 from augment.methods import build_method
@@ -80,8 +81,8 @@ def test_one_label_is_refused():
 def test_pseudo_labels_on_a_hidden_half_are_mostly_right(folder, lang, minimum, zh_emb, minilm):
     seeds, pool, truth = _half_split(folder)
     emb = zh_emb if lang == "zh" else CachedEmbedder(minilm)
-    method = build_method("pseudo_label", {"aug_p": 0.15})
-    method.setup(seeds, lang)
+    method = build_method("pseudo_label", {})
+    method.setup(RunContext(seeds=seeds, language=lang, pool=pool))
     out = method.label_pool(pool, seeds, "text", emb, 13)
     assert len(out) == len(pool)  # every pool row comes back, accepted or with a reason
     accepted = [r for r in out if r.rejection is None]
@@ -104,7 +105,7 @@ def test_quota_and_agreement_gate(zh_emb):
     seeds, pool, _ = _half_split(ZH_BANK)
     emb = zh_emb
     strict = build_method("pseudo_label", {"per_class": 1, "rounds": 1, "agree": 3, "threshold": 0.5})
-    strict.setup(seeds, "zh")
+    strict.setup(RunContext(seeds=seeds, language="zh", pool=pool))
     out = strict.label_pool(pool, seeds, "text", emb, 13)
     accepted = [r for r in out if r.rejection is None]
     assert len(accepted) <= 6 and len({r.label for r in accepted}) == len(accepted)
@@ -118,14 +119,14 @@ def test_more_rounds_accept_more(zh_emb):
     counts = []
     for rounds in (1, 3):
         m = build_method("pseudo_label", {"rounds": rounds, "per_class": 2})
-        m.setup(seeds, "zh")
+        m.setup(RunContext(seeds=seeds, language="zh", pool=pool))
         counts.append(sum(r.rejection is None for r in m.label_pool(pool, seeds, "text", emb, 13)))
     assert counts[1] > counts[0]
 
 
 @pytest.mark.parametrize(
     "params, message",
-    [({"agree": 4}, "agree"), ({"classifiers": ["svm"]}, "svm"), ({"colour": 1}, "unknown keys")],
+    [({"agree": 4}, "agree"), ({"classifiers": ["svm"]}, "svm"), ({"colour": 1}, "unknown parameter .colour.")],
 )
 def test_bad_params(params, message):
     with pytest.raises(ConfigError, match=message):

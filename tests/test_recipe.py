@@ -44,7 +44,7 @@ def _seeds(space: Space, n: int = 6, noise: float = 0.9) -> list[Record]:
 
 def _candidate(parent: Record, text: str, label: str, method: str, origin: str, conf: float | None = None) -> Record:
     rec = parent.derive(
-        "text", text, method=method, lineage=Lineage(params={"field": "text"}), index=0, origin=origin, label=label
+        "text", text, method=method, lineage=Lineage(field="text"), index=0, origin=origin, label=label
     )
     return rec.with_scores(confidence=conf) if conf is not None else rec
 

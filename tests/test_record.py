@@ -28,8 +28,9 @@ def _lineage(seed: int = 7) -> Lineage:
         backend="nlpaug 1.1.11",
         model="WordNet 3.0",
         model_revision="r1",
-        params={"aug_p": 0.15, "field": "text", "tokenizer": "jieba"},
+        params={"aug_p": 0.15, "tokenizer": "jieba"},
         random_seed=seed,
+        field="text",
     )
 
 

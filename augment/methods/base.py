@@ -205,3 +205,49 @@ def available_methods() -> list[str]:
 def build_method(name: str, params: dict[str, Any] | Any | None = None) -> SeedMethod | PoolLabeller:
     """A method by name, its params validated against its registered config."""
     return build("method", name, params)
+
+
+# -- transitional: methods not yet moved onto the contract (removed when the last one moves) --------
+@dataclass
+class _UntypedParams:
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class _LegacyAdapter:
+    """Runs an old-style method (``factory(name, params)``, ``setup(seeds, language)``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.role = "pool" if getattr(inner, "source", "seeds") == "pool" else "seeds"
+        self.ctx: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def setup(self, ctx: Any) -> None:
+        self.ctx = ctx
+        m = self.inner
+        if hasattr(m, "configure"):
+            m.configure(ctx.generator_config, ctx.response_cache)
+        if hasattr(m, "resolve_threshold"):
+            m.resolve_threshold(ctx.recipe_chooses)
+        if ctx.planning:
+            m.planning = True
+            m._planning = True
+        m.setup(ctx.seeds, ctx.language)
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(getattr(self.inner, "exhausted", False))
+
+    def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, Any]:
+        return self.inner.plan(seeds, field, n) if hasattr(self.inner, "plan") else {}
+
+
+def register(name: str, factory: Any) -> None:
+    """Transitional registration of an old-style method."""
+
+    def build_legacy(step_name: str, config: Any) -> Any:
+        return _LegacyAdapter(factory(step_name, dict(config.params)))
+
+    register_method(name, _UntypedParams)(build_legacy)

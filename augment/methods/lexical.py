@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..language import NON_WORD_TOKEN, detokenizer_for, normalise, tokenizer_for, uses_spaces
-from ..record import Lineage, Record, Rejection
-from .base import candidate_seed, register
+from ..record import Record
+from .base import Outcome, SeedMethod, candidate_seed, register_method
+
+if TYPE_CHECKING:
+    from ..context import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +60,21 @@ def default_methods(language: str) -> list[str]:
     return ["swap", "delete", "insert"]
 
 
-def _checked_params(name: str, params: dict[str, Any]) -> tuple[float, int, int]:
-    """aug_p in (0, 1], 1 <= aug_min <= aug_max, as `--aug-p` and the config's methods.* are checked."""
-    where = f"methods.params.{name}"
-    aug_p, aug_min, aug_max = params.get("aug_p", 0.15), params.get("aug_min", 1), params.get("aug_max", 6)
-    if isinstance(aug_p, bool) or not isinstance(aug_p, (int, float)):
-        raise ConfigError(f"{where}.aug_p must be a number, got {aug_p!r}")
-    for key, value in (("aug_min", aug_min), ("aug_max", aug_max)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}.{key} must be an integer, got {value!r}")
-    if not 0.0 < aug_p <= 1.0:
-        raise ConfigError(f"{where}.aug_p must be in (0, 1], got {aug_p}")
-    if aug_min < 1 or aug_max < aug_min:
-        raise ConfigError(
-            f"{where}.aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, got {aug_min}/{aug_max}"
-        )
-    return float(aug_p), aug_min, aug_max
+@dataclass
+class LexicalConfig:
+    """The knobs of every lexical method (also settable for all of them at once: ``--aug-p``)."""
+
+    aug_p: float = field(default=0.15, metadata={"help": "fraction of words (or characters) changed"})
+    aug_min: int = field(default=1, metadata={"help": "at least this many edits per candidate"})
+    aug_max: int = field(default=6, metadata={"help": "at most this many edits per candidate"})
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.aug_p <= 1.0:
+            raise ConfigError(f"aug_p must be in (0, 1], got {self.aug_p}")
+        if self.aug_min < 1 or self.aug_max < self.aug_min:
+            raise ConfigError(
+                f"aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, got {self.aug_min}/{self.aug_max}"
+            )
 
 
 def _nlpaug_version() -> str:
@@ -80,19 +83,14 @@ def _nlpaug_version() -> str:
     return version("nlpaug")
 
 
-class LexicalMethod:
+class LexicalMethod(SeedMethod):
     """One nlpaug-backed lexical method (``swap``, ``delete``, ``insert``, ``synonym``, ...)."""
 
     backend = "nlpaug"
 
-    def __init__(self, name: str, params: dict[str, Any]) -> None:
-        unknown = set(params) - {"aug_p", "aug_min", "aug_max"}
-        if unknown:
-            raise ConfigError(f"methods.params.{name}: unknown keys {sorted(unknown)}")
-        self.name = name
-        self.aug_p, self.aug_min, self.aug_max = _checked_params(name, params)
-        self.model: str | None = None
-        self.model_revision: str | None = None
+    def __init__(self, name: str, config: LexicalConfig) -> None:
+        super().__init__(name, config)
+        self.aug_p, self.aug_min, self.aug_max = config.aug_p, config.aug_min, config.aug_max
         self._aug = None
         self._language = "en"
         self._seeds: Sequence[Record] = ()
@@ -112,9 +110,9 @@ class LexicalMethod:
         return p
 
     # -- setup ---------------------------------------------------------------------------------
-    def setup(self, seeds: Sequence[Record], language: str) -> None:
-        self._language = language
-        self._seeds = seeds
+    def prepare(self, ctx: RunContext) -> None:
+        language = self._language = ctx.language
+        self._seeds = ctx.seeds
         english = language.split("-")[0].lower() == "en"
         if self.name in ENGLISH_ONLY and not english:
             raise ConfigError(
@@ -187,47 +185,30 @@ class LexicalMethod:
             raise ConfigError(f"unknown lexical method {self.name!r}")
 
     # -- generation ----------------------------------------------------------------------------
-    def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
+    def transform(self, seed: Record, field: str, n: int, run_seed: int) -> list[Outcome]:
         import numpy as np
 
         if self._aug is None:
             raise RuntimeError(f"{self.name}: setup() was not called")
-        out: list[Record] = []
-        params = self.params()
-        for seed in batch:
-            original = seed.fields.get(field, "")
-            self._current = seed
-            self._current_field = field
-            for k in range(n):
-                # Ask again (boundedly) when an edit changed nothing that counts, e.g. a word
-                # swapped with its own copy or with punctuation.
-                for attempt in range(ATTEMPTS):
-                    rs = candidate_seed(run_seed, self.name, seed.id, k if attempt == 0 else f"{k}.{attempt}")
-                    random.seed(rs)
-                    np.random.seed(rs % 2**32)
-                    result = self._aug.augment(original, n=1) if original.strip() else []
-                    text = result[0] if result else ""
-                    if text.strip() and normalise(text) != normalise(original):
-                        break
-                lineage = Lineage(
-                    backend=self.backend,
-                    model=self.model,
-                    model_revision=self.model_revision,
-                    params={**params, "field": field},
-                    random_seed=rs,
-                )
-                cand = seed.derive(field, text, method=self.name, lineage=lineage, index=k)
-                if not text.strip():
-                    cand = cand.rejected(Rejection("generate", "empty", "the method produced no text"))
-                elif normalise(text) == normalise(original):
-                    cand = cand.rejected(
-                        Rejection(
-                            "generate",
-                            "unchanged",
-                            f"no word changed in {ATTEMPTS} attempts (text too short or nothing to edit)",
-                        )
-                    )
-                out.append(cand)
+        original = seed.fields.get(field, "")
+        self._current = seed
+        self._current_field = field
+        out: list[Outcome] = []
+        for k in range(n):
+            # Ask again (boundedly) when an edit changed nothing that counts, e.g. a word
+            # swapped with its own copy or with punctuation.
+            for attempt in range(ATTEMPTS):
+                rs = candidate_seed(run_seed, self.name, seed.id, k if attempt == 0 else f"{k}.{attempt}")
+                random.seed(rs)
+                np.random.seed(rs % 2**32)
+                result = self._aug.augment(original, n=1) if original.strip() else []
+                text = result[0] if result else ""
+                if text.strip() and normalise(text) != normalise(original):
+                    break
+            failure = None
+            if text.strip() and normalise(text) == normalise(original):
+                failure = ("unchanged", f"no word changed in {ATTEMPTS} attempts (text too short or nothing to edit)")
+            out.append(Outcome(text, random_seed=rs, failure=failure))
         return out
 
     # -- insertion donors ----------------------------------------------------------------------
@@ -369,5 +350,13 @@ def _RandomInsertAug(owner: LexicalMethod, **kwargs: Any):  # noqa: N802 - facto
     return _insert_aug_class()(owner, **kwargs)
 
 
+_SUMMARIES = {
+    "swap": "random swap of neighbouring words (EDA)",
+    "delete": "random word deletion (EDA)",
+    "insert": "random insertion of a synonym, or of a word from seeds of the same label (EDA)",
+    "synonym": "WordNet synonym replacement (English)",
+    "spelling": "common misspellings (English) or pinyin homophone typos (Chinese)",
+    "keyboard": "keyboard typos (English) or pinyin near-key typos (Chinese)",
+}
 for _name in LEXICAL_METHODS:
-    register(_name, LexicalMethod)
+    register_method(_name, LexicalConfig, summary=_SUMMARIES[_name])(LexicalMethod)

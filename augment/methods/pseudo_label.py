@@ -14,67 +14,76 @@ import logging
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..classifiers import KINDS, EmbeddingClassifier
 from ..errors import ConfigError
 from ..record import CLASSIFICATION, PSEUDO_LABELLED, Lineage, Record, Rejection
-from .base import register
+from .base import PoolLabeller, register_method
+
+if TYPE_CHECKING:
+    from ..context import RunContext
 
 logger = logging.getLogger(__name__)
 
 FIXED_THRESHOLD = 0.8  # the gate when no recipe chooses (no dev file and too few seeds to cross-validate)
 
-DEFAULTS: dict[str, Any] = {
-    "classifiers": ["logreg", "prototype", "knn"],
-    # "auto": the recipe (augment/recipe.py) chooses how much of the pool to keep by the proxy's dev /
-    # cross-validation score; a number: a fixed confidence gate. None (set by the pipeline): no gate.
-    "threshold": "auto",
-    "agree": 2,
-    "per_class": None,  # default: the median number of seeds per label
-    "rounds": 2,
-    "k": 5,
-}
+@dataclass
+class PseudoLabelConfig:
+    """How pool rows get labels (see the module doc)."""
 
+    classifiers: list[str] = field(
+        default_factory=lambda: ["logreg", "prototype", "knn"],
+        metadata={"help": f"embedding classifiers that vote: any of {', '.join(KINDS)}"},
+    )
+    threshold: float | str | None = field(
+        default="auto",
+        metadata={
+            "help": "auto: the recipe chooses how much of the pool to keep (else a 0.8 gate); "
+            "a number in [0, 1]: a fixed confidence gate"
+        },
+    )
+    agree: int = field(default=2, metadata={"help": "at least this many classifiers predict the label"})
+    per_class: int | None = field(
+        default=None, metadata={"help": "rows accepted per label per round (default: median seeds per label)"}
+    )
+    rounds: int = field(default=2, metadata={"help": "self-training rounds (with a fixed gate)"})
+    k: int = field(default=5, metadata={"help": "neighbours of the kNN classifier"})
 
-class PseudoLabelMethod:
-    """Labels pool rows; ``source = "pool"`` tells the pipeline to call :meth:`label_pool`."""
-
-    source = "pool"
-    backend = "embedding classifiers (numpy, scikit-learn)"
-
-    def __init__(self, name: str, params: dict[str, Any]) -> None:
-        # the lexical knobs (aug_p, ...) are passed to every method; they mean nothing here
-        params = {k: v for k, v in params.items() if k not in ("aug_p", "aug_min", "aug_max")}
-        unknown = set(params) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(f"methods.params.{name}: unknown keys {sorted(unknown)}")
-        p = {**DEFAULTS, **params}
-        self.name = name
-        self.classifiers = list(p["classifiers"])
+    def __post_init__(self) -> None:
         for kind in self.classifiers:
             if kind not in KINDS:
-                raise ConfigError(f"methods.params.{name}.classifiers: {kind!r} is not one of {KINDS}")
-        threshold = p["threshold"]
-        if threshold is not None and threshold != "auto":
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-                raise ConfigError(
-                    f"methods.params.{name}.threshold must be 'auto' or a number in [0, 1], got {threshold!r}"
-                )
-            threshold = float(threshold)
-        self.threshold: float | str | None = threshold
-        self.agree = int(p["agree"])
+                raise ConfigError(f"classifiers: {kind!r} is not one of {KINDS}")
+        t = self.threshold
+        if t is not None and t != "auto":
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+                raise ConfigError(f"threshold must be 'auto' or a number in [0, 1], got {t!r}")
+            self.threshold = float(t)
         if not 1 <= self.agree <= len(self.classifiers):
-            raise ConfigError(
-                f"methods.params.{name}.agree must be between 1 and {len(self.classifiers)}, got {self.agree}"
-            )
-        self.per_class = p["per_class"]
-        self.rounds = int(p["rounds"])
-        self.k = int(p["k"])
-        self.model: str | None = None
-        self.model_revision: str | None = None
+            raise ConfigError(f"agree must be between 1 and {len(self.classifiers)}, got {self.agree}")
+        if self.per_class is not None and self.per_class < 1:
+            raise ConfigError(f"per_class must be >= 1, got {self.per_class}")
+        if self.rounds < 1 or self.k < 1:
+            raise ConfigError(f"rounds and k must be >= 1, got {self.rounds} and {self.k}")
+
+
+@register_method("pseudo_label", PseudoLabelConfig, summary="labels rows of the unlabelled pool (--unlabeled)")
+class PseudoLabelMethod(PoolLabeller):
+    """Labels pool rows (the pipeline calls :meth:`label_pool`)."""
+
+    backend = "embedding classifiers (numpy, scikit-learn)"
+
+    def __init__(self, name: str, config: PseudoLabelConfig) -> None:
+        super().__init__(name, config)
+        self.classifiers = list(config.classifiers)
+        self.threshold: float | str | None = config.threshold
+        self.agree = config.agree
+        self.per_class = config.per_class
+        self.rounds = config.rounds
+        self.k = config.k
 
     def params(self) -> dict[str, Any]:
         return {
@@ -86,7 +95,11 @@ class PseudoLabelMethod:
             "k": self.k,
         }
 
-    def setup(self, seeds: Sequence[Record], language: str) -> None:
+    def prepare(self, ctx: RunContext) -> None:
+        seeds = ctx.seeds
+        if not ctx.pool and not ctx.planning:
+            raise ConfigError(f"method {self.name!r} labels an unlabelled pool: pass one with --unlabeled")
+        self.resolve_threshold(ctx.recipe_chooses)
         if not seeds or seeds[0].task != CLASSIFICATION:
             raise ConfigError("pseudo_label works on classification seeds (they carry the labels)")
         counts = Counter(s.label for s in seeds)
@@ -114,9 +127,6 @@ class PseudoLabelMethod:
             return labels, conf
 
         return relabel
-
-    def generate(self, batch, field, n, run_seed):  # pragma: no cover - pool methods use label_pool
-        raise TypeError("pseudo_label reads the unlabelled pool; the pipeline calls label_pool()")
 
     def label_pool(
         self,
@@ -181,8 +191,9 @@ class PseudoLabelMethod:
                 backend=self.backend,
                 model=self.model,
                 model_revision=self.model_revision,
-                params={**base, "field": field, "round": rnd, "confidence": round(conf, 4), "votes": votes},
+                params={**base, "round": rnd, "confidence": round(conf, 4), "votes": votes},
                 random_seed=run_seed,
+                field=field,
             )
             seedlike = Record(
                 id=row.id,
@@ -239,4 +250,3 @@ def score_pool(
     return [classes[b] for b in best], conf, votes
 
 
-register("pseudo_label", PseudoLabelMethod)
