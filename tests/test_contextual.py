@@ -12,6 +12,7 @@ import pytest
 from conftest import EN_CLINIC, ZH_BANK, error_lines, invoke, read_jsonl
 from tiny_mlm import build_bert, build_roberta
 
+from augment.context import RunContext
 from augment.errors import AugmentError, BackendError, ConfigError
 from augment.language import NON_WORD_TOKEN, is_cjk, tokenizer_for
 from augment.methods import available_methods, build_method
@@ -20,7 +21,7 @@ from augment.methods.lexical import ENGLISH_STOPWORDS
 from augment.record import seed_record
 
 RUN_SEED = 13
-PARAM_KEYS = {"aug_p", "aug_min", "aug_max", "top_k", "temperature", "tokenizer", "masking", "field"}
+PARAM_KEYS = {"aug_p", "aug_min", "aug_max", "top_k", "temperature", "tokenizer", "masking"}
 
 
 def _texts(folder, n=None):
@@ -48,9 +49,13 @@ def en_batch():
     return [seed_record("classification", {"text": r["text"]}, r["label"]) for r in rows]
 
 
+def _ctx(language, **kw):
+    return RunContext(seeds=[], language=language, **kw)
+
+
 def _method(model, language, **params):
     m = build_method("contextual", {"model": str(model), **params})
-    m.setup([], language)
+    m.setup(_ctx(language))
     return m
 
 
@@ -153,7 +158,7 @@ def test_lineage(zh_method, zh_batch, models):
         lin = c.lineage
         assert c.method == "contextual" and c.origin == "augmented"
         assert lin.backend.startswith("transformers ") and lin.model == str(models["bert"])
-        assert set(lin.params) == PARAM_KEYS and lin.params["field"] == "text"
+        assert set(lin.params) == PARAM_KEYS and lin.field == "text" and lin.relation == "rewrite"
         assert lin.params["tokenizer"] == "jieba" and lin.params["masking"] == "per-character"
         k = [x for x in cands if x.parent_ids == c.parent_ids].index(c)
         assert lin.random_seed == candidate_seed(RUN_SEED, "contextual", c.parent_ids[0], k)
@@ -188,19 +193,51 @@ def test_nothing_to_replace_is_rejected_not_dropped(zh_method, models):
 
 
 def test_unknown_and_bad_params_are_config_errors():
-    with pytest.raises(ConfigError, match=r"contextual.*unknown keys \['topk'\]"):
+    with pytest.raises(ConfigError, match=r"contextual: unknown parameter 'topk' \(did you mean 'top_k'\?\)"):
         build_method("contextual", {"topk": 5})
-    for bad in ({"top_k": 0}, {"temperature": 0}, {"batch_size": 0}, {"aug_p": 1.5}):
-        with pytest.raises(ConfigError):
+    for bad, key in (
+        ({"top_k": 0}, "top_k"),
+        ({"temperature": 0}, "temperature"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"aug_p": 1.5}, "aug_p"),
+        ({"aug_min": 3, "aug_max": 2}, "aug_min"),
+        ({"model": 3}, "model"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^methods\.params\.contextual\.{key}"):
             build_method("contextual", bad)
     with pytest.raises(ConfigError, match="device"):
-        build_method("contextual", {"model": "x", "device": "tpu"}).setup([], "en")
+        build_method("contextual", {"model": "x", "device": "tpu"}).setup(_ctx("en"))
+
+
+def test_typed_config_with_help_and_shared_defaults():
+    from augment.config import MethodsConfig
+    from augment.steps import spec
+
+    s = spec("method", "contextual")
+    rows = {r["name"]: r for r in s.parameters()}
+    assert list(rows) == "aug_p aug_min aug_max model top_k temperature device batch_size".split()
+    assert all(r["help"] for r in rows.values()) and s.summary
+    assert [rows[k]["default"] for k in ("aug_p", "top_k", "batch_size")] == [0.15, 10, 32]
+    m = build_method("contextual", {})
+    assert (m.aug_p, m.aug_min, m.aug_max, m.top_k, m.temperature, m.batch_size) == (0.15, 1, 6, 10, 1.0, 32)
+    # --aug-p (methods.defaults) reaches contextual, a method's own params win
+    methods = MethodsConfig(defaults={"aug_p": 0.3}, params={"contextual": {"aug_max": 2}})
+    assert methods.method_params("contextual") == {"aug_p": 0.3, "aug_max": 2}
+    m = build_method("contextual", methods.method_params("contextual"))
+    assert (m.aug_p, m.aug_max) == (0.3, 2)
+
+
+def test_dry_run_loads_nothing(tmp_path):
+    missing = tmp_path / "no-such-model"
+    m = build_method("contextual", {"model": str(missing)})
+    m.setup(_ctx("zh", planning=True))  # would fail to load: a dry run does not try
+    assert m._mlm is None and m.plan([], "text", 2) == {}
 
 
 def test_missing_model_is_one_clear_error(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(AugmentError) as info:
-        build_method("contextual", {"model": str(missing)}).setup([], "zh")
+        build_method("contextual", {"model": str(missing)}).setup(_ctx("zh"))
     msg = str(info.value)
     assert "\n" not in msg and str(missing) in msg and "methods.params.contextual.model" in msg
 
@@ -209,7 +246,7 @@ def test_missing_model_is_one_clear_error(tmp_path):
     if (Path(constants.HF_HUB_CACHE) / "models--google-bert--bert-base-chinese").exists():
         pytest.skip("the default Chinese model is in the local hub cache")
     with pytest.raises(BackendError) as info:  # the default model, with the hub offline
-        build_method("contextual", {}).setup([], "zh")
+        build_method("contextual", {}).setup(_ctx("zh"))
     msg = str(info.value)
     assert "\n" not in msg and "google-bert/bert-base-chinese" in msg
     assert "methods.params.contextual.model" in msg and "local folder" in msg
@@ -235,9 +272,7 @@ def test_expand_end_to_end(models, tmp_path):
     assert len(generated) == 20 and {r["method"] for r in generated} == {"contextual"}
     for row in generated:
         assert row["backend"].startswith("transformers ") and row["model"] == str(models["bert"])
-        assert (
-            row["params"]["top_k"] == 5 and row["params"]["aug_p"] == 0.2 and row["params"]["field"] == "text"
-        )
+        assert row["params"]["top_k"] == 5 and row["params"]["aug_p"] == 0.2 and row["field"] == "text"
         assert isinstance(row["random_seed"], int) and len(row["parent_ids"]) == 1
         assert " " not in row["text"]
     for row in rejected:
