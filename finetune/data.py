@@ -2,19 +2,22 @@
 
 The task fields (``text``/``text_pair``/``label`` or ``instruction``/``input``/``output``) are the
 training columns; ``origin`` and ``method`` stay so a caller can train on seeds only, or per method.
+
+:func:`read_examples` reads the same files as rows of :class:`augment.record.Record`, the engine's one
+row type (task fields, label, origin, method, parent ids, scores), inside :class:`Examples`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from augment.config import DataConfig
 from augment.errors import DataError
 from augment.io import load_records
-from augment.record import PSEUDO_LABELLED, SEED, TASK_FIELDS
+from augment.record import PSEUDO_LABELLED, SEED, TASK_FIELDS, Record
 
 KEEP_COLUMNS = ("id", "origin", "method")
 
@@ -57,24 +60,19 @@ def load_training_data(
 
 
 # -- examples with lineage, from any input --------------------------------------------------------
-@dataclass(frozen=True)
-class Example:
-    """One training or test row: its task fields, label and lineage (seeds have no parents), and the
-    pseudo-labeller's calibrated confidence (``scores.confidence``) when it has one."""
-
-    id: str
-    fields: dict[str, str]
-    label: str | None = None
-    origin: str = SEED
-    method: str | None = None
-    parent_ids: tuple[str, ...] = ()
-    confidence: float | None = None
+def confidence(row: Record) -> float | None:
+    """The pseudo-labeller's calibrated confidence (``scores.confidence``), when the row has one."""
+    conf = row.scores.get("confidence")
+    return float(conf) if isinstance(conf, (int, float)) else None
 
 
 @dataclass
 class Examples:
+    """Training or test rows (augment's :class:`~augment.record.Record`: task fields, label and
+    lineage; seeds have no parents) read from one file."""
+
     task: str
-    rows: list[Example]
+    rows: list[Record]
     path: Path
     lineage: bool  # True for an `augment expand` output; False for a plain file (every row a seed)
 
@@ -85,7 +83,7 @@ class Examples:
     def labels(self) -> list[str]:
         return sorted({r.label for r in self.rows if r.label is not None})
 
-    def subset(self, rows: list[Example]) -> Examples:
+    def subset(self, rows: list[Record]) -> Examples:
         return Examples(self.task, rows, self.path, self.lineage)
 
 
@@ -126,10 +124,8 @@ def read_examples(
         if require_labels
         else _unlabelled(p, columns, task)
     )
-    rows = [
-        Example(id=r.id, fields=dict(r.fields), label=r.label, origin=SEED, method=None, parent_ids=())
-        for r in records
-    ]
+    # every row of a plain file counts as a seed (an unlabelled one is read as a pool row)
+    rows = [r if r.origin == SEED else replace(r, origin=SEED) for r in records]
     if not rows:
         raise DataError(f"{p}: no rows")
     return Examples(kind, rows, p, lineage=False)
@@ -176,7 +172,7 @@ def expand_rows(p: Path):
 
 
 def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
-    rows: list[Example] = []
+    rows: list[Record] = []
     kind = None
     for i, row in expand_rows(p):
         if kind is None:
@@ -185,25 +181,16 @@ def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:
                 raise DataError(f"{p}: holds {kind} rows, but the task is {task}")
         elif row["task"] != kind:
             raise DataError(f"{p}:{i}: a {row['task']} row in a file of {kind} rows")
-        fields = {c: row[c] for c in TASK_FIELDS[kind] if c in row and row[c] is not None}
         first = TASK_FIELDS[kind][0]
-        if not str(fields.get(first, "")).strip():
+        text = row.get(first)
+        if text is None or not str(text).strip():
             raise DataError(f"{p}:{i}: empty text in column {first!r}")
         label = row.get("label")
-        conf = (row.get("scores") or {}).get("confidence")
         if kind == "classification" and require_labels and (label is None or not str(label).strip()):
             raise DataError(f"{p}:{i}: missing label in column 'label'")
-        rows.append(
-            Example(
-                id=str(row.get("id") or f"row-{i}"),
-                fields=fields,
-                label=None if label is None else str(label),
-                origin=row["origin"],
-                method=row.get("method"),
-                parent_ids=tuple(row.get("parent_ids") or ()),
-                confidence=float(conf) if isinstance(conf, (int, float)) else None,
-            )
-        )
+        clean = {k: v for k, v in row.items() if k not in TASK_FIELDS[kind] or v is not None}
+        clean.update(id=str(row.get("id") or f"row-{i}"), label=None if label is None else str(label))
+        rows.append(Record.from_dict(clean))
     if not rows:
         raise DataError(f"{p}: no rows")
     return Examples(kind or "classification", rows, p, lineage=True)
@@ -231,8 +218,9 @@ def row_weights(examples: Examples, *, pseudo: str | float = "confidence", aug: 
         if r.origin == SEED:
             out.append(1.0)
         elif r.origin == PSEUDO_LABELLED:
+            conf = confidence(r)
             if pseudo == "confidence":
-                out.append(1.0 if r.confidence is None else min(1.0, max(0.0, r.confidence)))
+                out.append(1.0 if conf is None else min(1.0, max(0.0, conf)))
             else:
                 out.append(float(pseudo))
         else:

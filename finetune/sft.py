@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from augment.record import Record
+
 from .config import TrainConfig
-from .data import Example, Examples
+from .data import Examples
 
 logger = logging.getLogger(__name__)
 
@@ -24,20 +26,20 @@ IGNORE = -100
 PLAIN_PROMPT = "### Instruction:\n{user}\n\n### Response:\n"
 
 
-def user_message(row: Example) -> str:
+def user_message(row: Record) -> str:
     instruction = row.fields["instruction"].strip()
     extra = (row.fields.get("input") or "").strip()
     return f"{instruction}\n\n{extra}" if extra else instruction
 
 
-def prompt_text(tok, row: Example) -> str:
+def prompt_text(tok, row: Record) -> str:
     messages = [{"role": "user", "content": user_message(row)}]
     if getattr(tok, "chat_template", None):
         return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return (tok.bos_token or "") + PLAIN_PROMPT.format(user=user_message(row))
 
 
-def full_text(tok, row: Example) -> str:
+def full_text(tok, row: Record) -> str:
     messages = [
         {"role": "user", "content": user_message(row)},
         {"role": "assistant", "content": row.fields["output"]},
@@ -51,7 +53,7 @@ def template_kind(tok) -> str:
     return "chat_template" if getattr(tok, "chat_template", None) else "plain ### Instruction/### Response"
 
 
-def encode_row(tok, row: Example, max_length: int) -> dict[str, list[int]] | None:
+def encode_row(tok, row: Record, max_length: int) -> dict[str, list[int]] | None:
     """input_ids, attention_mask and labels with the prompt masked; None when no response token fits."""
     prompt = prompt_text(tok, row)
     full = full_text(tok, row)
@@ -200,7 +202,7 @@ def response_loss(
 
 
 def generate(
-    model, tok, rows: Sequence[Example], *, max_new_tokens: int = 128, batch_size: int = 8
+    model, tok, rows: Sequence[Record], *, max_new_tokens: int = 128, batch_size: int = 8
 ) -> list[str]:
     """Greedy answers to each row's prompt (left-padded batches)."""
     import torch

@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from augment.errors import DataError
-from augment.record import SEED
+from augment.record import SEED, Record
 
-from .data import Example, Examples
+from .data import Examples
 
 
 @dataclass
@@ -25,11 +25,11 @@ class Split:
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> rows dropped from training
 
 
-def _key(row: Example) -> str:
+def _key(row: Record) -> str:
     return " ".join("".join(row.fields.values()).split()).lower()
 
 
-def descendants_of(rows: list[Example], roots: set[str]) -> set[str]:
+def descendants_of(rows: list[Record], roots: set[str]) -> set[str]:
     """Ids of the rows that have an ancestor in ``roots`` (following parent_ids transitively)."""
     parents = {r.id: r.parent_ids for r in rows}
     memo: dict[str, bool] = {}
@@ -55,10 +55,10 @@ def holdout(examples: Examples, *, fraction: float, seed: int) -> Split:
         raise DataError(f"the held-out fraction must be in (0, 1), got {fraction}")
     seeds = [r for r in examples.rows if r.origin == SEED]
     rng = random.Random(seed)
-    by_label: dict[str | None, list[Example]] = defaultdict(list)
+    by_label: dict[str | None, list[Record]] = defaultdict(list)
     for r in seeds:
         by_label[r.label if examples.task == "classification" else None].append(r)
-    held: list[Example] = []
+    held: list[Record] = []
     for label in sorted(by_label, key=str):
         group = sorted(by_label[label], key=lambda r: r.id)
         if len(group) < 2:
@@ -70,7 +70,7 @@ def holdout(examples: Examples, *, fraction: float, seed: int) -> Split:
     return exclude(examples, held)
 
 
-def exclude(examples: Examples, held: list[Example]) -> Split:
+def exclude(examples: Examples, held: list[Record]) -> Split:
     """``held`` as the held-out set; training is everything else minus rows derived from it."""
     held_ids = {r.id for r in held}
     tainted = descendants_of(examples.rows, held_ids)

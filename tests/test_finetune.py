@@ -265,11 +265,13 @@ def test_early_stopping_on_a_dev_split(tiny_bert, tmp_path):
 def test_sft_masks_the_prompt(tiny_llama):
     from transformers import AutoTokenizer
 
+    from augment.record import Record
     from finetune import sft
-    from finetune.data import Example
 
     tok = AutoTokenizer.from_pretrained(str(tiny_llama))
-    row = Example("x", {"instruction": "计算月折旧额。", "input": "原值100000元", "output": "1583.33元"})
+    row = Record(
+        "x", "instruction", {"instruction": "计算月折旧额。", "input": "原值100000元", "output": "1583.33元"}
+    )
     enc = sft.encode_row(tok, row, 512)
     prompt = tok("<|user|>计算月折旧额。\n\n原值100000元<|end|>\n<|assistant|>", add_special_tokens=False)[
         "input_ids"
@@ -342,8 +344,8 @@ def test_packaged_smollm2_gguf_is_dequantised_once_and_has_a_chat_template(tmp_p
 
     from transformers import AutoTokenizer
 
+    from augment.record import Record
     from finetune import sft
-    from finetune.data import Example
     from finetune.models import resolve_model
 
     first = resolve_model("smollm2-135m")
@@ -357,7 +359,11 @@ def test_packaged_smollm2_gguf_is_dequantised_once_and_has_a_chat_template(tmp_p
     assert "quantization_config" not in config and config["model_type"] == "llama"
     tok = AutoTokenizer.from_pretrained(str(folder))
     assert tok.chat_template and sft.template_kind(tok) == "chat_template"
-    row = Example("x", {"instruction": "什么是试用期？", "input": "", "output": "试用期是劳动合同的一部分。"})
+    row = Record(
+        "x",
+        "instruction",
+        {"instruction": "什么是试用期？", "input": "", "output": "试用期是劳动合同的一部分。"},
+    )
     enc = sft.encode_row(tok, row, 512)
     answer = [i for i, lab in zip(enc["input_ids"], enc["labels"], strict=True) if lab != -100]
     assert tok.decode(answer).startswith("试用期是劳动合同的一部分。<|im_end|>")

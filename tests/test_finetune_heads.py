@@ -79,9 +79,11 @@ def test_row_weights_by_origin(tmp_path):
     path = add_pseudo(
         expand_data(tmp_path, per_label=2, children=1), [("x topic0", "L0", 0.7), ("y", "L1", None)]
     )
+    from finetune.data import confidence
+
     ex = read_examples(path)
     by_id = {r.id: r for r in ex.rows}
-    assert by_id["p-0"].confidence == 0.7 and by_id["p-1"].confidence is None
+    assert confidence(by_id["p-0"]) == 0.7 and confidence(by_id["p-1"]) is None
     w = dict(zip([r.id for r in ex.rows], row_weights(ex), strict=True))
     assert w["s-00"] == 1.0 and w["a-s-00-0"] == 1.0 and w["p-0"] == 0.7 and w["p-1"] == 1.0
     w = dict(zip([r.id for r in ex.rows], row_weights(ex, pseudo=0.25, aug=0.5), strict=True))
