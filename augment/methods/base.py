@@ -14,19 +14,21 @@ Two roles, one contract each:
 A method is registered with its typed config (see :mod:`augment.steps`)::
 
     @dataclass
-    class ShoutConfig:
-        marks: int = field(default=1, metadata={"help": "exclamation marks to append"})
+    class UrgentConfig:
+        marks: int = field(default=1, metadata={"help": "how many times to append 急"})
 
         def __post_init__(self) -> None:
             if self.marks < 1:
                 raise ConfigError(f"marks must be >= 1, got {self.marks}")
 
-    @register_method("shout", ShoutConfig, summary="appends exclamation marks (an example)")
-    class Shout(SeedMethod):
+    @register_method("urgent", UrgentConfig, summary="appends 急 (an example)")
+    class Urgent(SeedMethod):
         backend = "python"
 
         def transform(self, seed, field, n, run_seed):
-            return [Outcome(seed.fields[field] + "!" * (self.config.marks + k)) for k in range(n)]
+            return [Outcome(seed.fields[field] + "急" * (self.config.marks + k)) for k in range(n)]
+
+(tests/test_steps.py runs this example end to end.)
 """
 
 from __future__ import annotations
