@@ -1,4 +1,5 @@
-"""A persistent embedding cache: each text is embedded once per model, across runs.
+"""Embedding caches: :class:`CachedEmbedder` embeds each text once per run (in memory); the
+persistent store below embeds it once per model, across runs.
 
 Pool labelling, the filters, the recipe's proxy learner and ``augment finetune --method embedding``
 all embed the same texts again and again (a rerun on the same pool, or `augment evaluate` after
@@ -132,3 +133,24 @@ def persistent(embedder: Any, root: Path | None = None) -> Any:
         logger.warning("embedding cache unavailable (%s); embedding without it", exc)
         return embedder
     return PersistentEmbedder(embedder, store)
+
+
+class CachedEmbedder:
+    """Embeds each distinct text once per run (pseudo-labelling and the filters share vectors).
+    Embedders read at most ``io.LONG_TEXT`` characters of a text (a ``long_texts`` data note)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.revision = inner.revision
+        self._cache: dict[str, Any] = {}
+
+    def encode(self, texts: Sequence[str]):
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
+        if not texts:
+            return self.inner.encode([])
+        return np.stack([self._cache[t] for t in texts])

@@ -26,6 +26,7 @@ from typing import Any
 from .checkpoints import OUTPUTS, RunLock, WorkDir, check_out_dir, claim
 from .config import ExpandConfig
 from .context import RunContext
+from .embedcache import CachedEmbedder
 from .errors import BackendError, ConfigError, DataError
 from .filters import FilterContext, seed_baseline
 from .io import load_records, overlap_note, write_atomic, write_jsonl_atomic
@@ -91,27 +92,6 @@ def _progress(total: int, desc: str):
 
 
 # -- the run ---------------------------------------------------------------------------------
-class CachedEmbedder:
-    """Embeds each distinct text once per run (pseudo-labelling and the filters share vectors).
-    Embedders read at most ``io.LONG_TEXT`` characters of a text (a ``long_texts`` data note)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.revision = inner.revision
-        self._cache: dict[str, Any] = {}
-
-    def encode(self, texts: Sequence[str]):
-        import numpy as np
-
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
-        if not texts:
-            return self.inner.encode([])
-        return np.stack([self._cache[t] for t in texts])
-
-
 def _embedder(config: ExpandConfig, language: str, timings: dict[str, Any]) -> CachedEmbedder:
     from .embedders import load_embedder, resolve_embedder_spec
 
@@ -419,19 +399,10 @@ def _generation_stats(ctx: RunContext) -> dict[str, Any]:
 
 
 def method_names(config: ExpandConfig, language: str, task: str, *, has_pool: bool) -> list[str]:
-    """The methods a run uses: those named, else the language's lexical defaults, back-translation
-    where Apertium can round-trip the language, and pseudo-labelling when a classification run has an
-    unlabelled pool."""
-    from .methods.lexical import default_methods
+    """The methods a run uses (augment/methods/defaults.py holds the policy)."""
+    from .methods.defaults import methods_for_run
 
-    if config.methods.names:
-        return list(config.methods.names)
-    names = default_methods(language)
-    from .translation import apertium_pivots
-
-    if apertium_pivots(language):  # rule-based back-translation: fast, no model weights
-        names.append("backtranslate")
-    return [*names, "pseudo_label"] if has_pool and task == CLASSIFICATION else names
+    return methods_for_run(config.methods.names, language, task, has_pool=has_pool)
 
 
 def plan(

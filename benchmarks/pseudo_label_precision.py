@@ -29,7 +29,7 @@ def main() -> None:
     from augment.embedders import load_embedder, resolve_embedder_spec
     from augment.language import detect_language
     from augment.methods.pseudo_label import PseudoLabelMethod
-    from augment.pipeline import CachedEmbedder
+    from augment.embedcache import CachedEmbedder
     from augment.record import seed_record
 
     settings = {

@@ -13,7 +13,7 @@ from augment.context import RunContext
 from augment.classifiers import EmbeddingClassifier, margin_for
 from augment.errors import ConfigError
 from augment.methods import build_method
-from augment.pipeline import CachedEmbedder
+from augment.embedcache import CachedEmbedder
 from augment.record import seed_record
 
 
