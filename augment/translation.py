@@ -1,13 +1,14 @@
-"""Translators for back-translation: one call, ``translate(texts, src, tgt, n, ...)``, four backends.
+"""What back-translation knows about languages and translators, whatever the backend.
 
-* ``transformers`` / ``ctranslate2``: any seq2seq translation model (:mod:`augment.seq2seq`). ``model`` is a
-  hub id or path of a many-to-many model (M2M-100, NLLB, mBART-50), or a template with ``{src}`` and
-  ``{tgt}`` for one-pair models (``Helsinki-NLP/opus-mt-{src}-{tgt}``); ``models`` maps a direction
-  (``en-de``) to its own model.
-* ``apertium``: the rule-based translator, run as a program (Debian ``apertium`` + a pair such as
-  ``apertium-eng-spa``). Deterministic, no model weights: the English default when it is installed.
-* ``llm``: a prompted LLM through the generator backends (llama.cpp, transformers, an OpenAI-compatible
-  server), so Chinese <-> English works with no translation model at all.
+* language names (for prompts) and the codes Apertium's modes use;
+* Apertium, the rule-based translator, run as a program (Debian ``apertium`` + a pair such as
+  ``apertium-eng-spa``): which modes and round trips are installed, and :class:`ApertiumTranslator`.
+  Deterministic, no model weights: the English default when it is installed;
+* parallel sentences for few-shot translation prompts of base LLMs;
+* choosing a backend (``auto``) and the default pivot languages.
+
+The translators themselves (a seq2seq model, Apertium, an LLM) implement one interface,
+:class:`augment.rewriters.Rewriter`, shared with paraphrase.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Protocol
 
 from .errors import BackendError, ConfigError
-from .seq2seq import Seq2SeqDecoding, load_seq2seq
+from .seq2seq import Seq2SeqDecoding
 
 logger = logging.getLogger(__name__)
 
@@ -49,71 +49,6 @@ def base_lang(lang: str) -> str:
 def language_name(lang: str, in_chinese: bool = False) -> str:
     names = LANGUAGE_NAMES.get(base_lang(lang))
     return names[1 if in_chinese else 0] if names else lang
-
-
-class Translator(Protocol):
-    backend: str
-
-    def model_for(self, src: str, tgt: str) -> tuple[str, str | None]:
-        """The model (id or path) and revision used for one direction, for lineage."""
-        ...
-
-    def translate(
-        self, texts: Sequence[str], src: str, tgt: str, n: int, decoding: Seq2SeqDecoding
-    ) -> list[list[str | None]]: ...
-
-
-# -- seq2seq models ------------------------------------------------------------------------------
-class Seq2SeqTranslator:
-    """Translation with transformers or CTranslate2: one model per direction, or one for all."""
-
-    def __init__(
-        self,
-        runtime: str,
-        model: str | None = None,
-        models: dict[str, str] | None = None,
-        *,
-        device: str | None = "auto",
-        compute_type: str = "auto",
-        batch_size: int = 16,
-        revision: str | None = None,
-        lang_codes: dict[str, str] | None = None,
-    ) -> None:
-        self.runtime = runtime
-        self.template = model or DEFAULT_MT_TEMPLATE
-        self.models = dict(models or {})
-        self.device, self.compute_type, self.batch_size = device, compute_type, batch_size
-        self.revision = revision
-        self.lang_codes = tuple(sorted((lang_codes or {}).items()))
-        self.backend = runtime
-
-    def model_for(self, src: str, tgt: str) -> tuple[str, str | None]:
-        key = f"{src}-{tgt}"
-        if key in self.models:
-            return self.models[key], None
-        if "{src}" in self.template or "{tgt}" in self.template:
-            return self.template.format(src=base_lang(src), tgt=base_lang(tgt)), self.revision
-        return self.template, self.revision
-
-    def _engine(self, src: str, tgt: str):
-        model, revision = self.model_for(src, tgt)
-        engine = load_seq2seq(
-            model,
-            self.runtime,
-            device=self.device,
-            compute_type=self.compute_type,
-            batch_size=self.batch_size,
-            revision=revision,
-            lang_codes=self.lang_codes,
-        )
-        self.backend = engine.backend
-        return engine
-
-    def translate(
-        self, texts: Sequence[str], src: str, tgt: str, n: int, decoding: Seq2SeqDecoding
-    ) -> list[list[str | None]]:
-        engine = self._engine(src, tgt)
-        return engine.generate(texts, n, decoding, src_lang=src, tgt_lang=tgt)  # type: ignore[return-value]
 
 
 # -- Apertium --------------------------------------------------------------------------------------
@@ -207,72 +142,6 @@ def _apertium_version() -> str:
         return res.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
-
-
-# -- LLM -------------------------------------------------------------------------------------------
-class LLMTranslator:
-    """Prompted translation through a generator (see :mod:`augment.generators`).
-
-    A chat model gets an instruction; a base model (the embedded Gemma) a few-shot list of parallel
-    sentences to continue, one line, stopped at the newline.
-    """
-
-    def __init__(self, generator: Any, language: str) -> None:
-        self.generator = generator
-        self.language = language
-        self.backend = f"llm {generator.backend}"
-
-    def model_for(self, src: str, tgt: str) -> tuple[str, str | None]:
-        return self.generator.model_id, self.generator.revision
-
-    def prompt(self, text: str, src: str, tgt: str) -> Any:
-        from .prompts import render
-
-        mode = "chat" if self.generator.chat else "completion"
-        zh = base_lang(self.language) == "zh"
-        values = {
-            "text": text,
-            "src": language_name(src, zh),
-            "tgt": language_name(tgt, zh),
-            "examples": parallel_examples(src, tgt),
-        }
-        body = render("translate", mode, self.language, **values)
-        return [{"role": "user", "content": body}] if mode == "chat" else body
-
-    def translate(
-        self, texts: Sequence[str], src: str, tgt: str, n: int, decoding: Seq2SeqDecoding
-    ) -> list[list[str | None]]:
-        from .generators import Decoding
-
-        if not texts:
-            return []
-        longest = max(len(t) for t in texts)
-        dec = Decoding(
-            max_new_tokens=min(decoding.max_new_tokens, 2 * longest + 32),
-            temperature=decoding.temperature if decoding.sample else 0.0,
-            top_p=decoding.top_p,
-            stop=("\n",) if not self.generator.chat else (),
-            seed=decoding.seed % 2**31,
-        )
-        results = self.generator.generate([self.prompt(t, src, tgt) for t in texts], n, dec)
-        out: list[list[str | None]] = []
-        for samples in results:
-            row: list[str | None] = []
-            for c in samples:
-                text = _first_line(c.text) if c.text is not None else None
-                row.append(text or None)
-                if c.text is None:
-                    logger.debug("llm translation failed: %s", c.error)
-            out.append(row)
-        return out
-
-
-def _first_line(text: str) -> str:
-    for line in text.strip().splitlines():
-        line = line.strip().strip('"“”「」')
-        if line:
-            return line
-    return ""
 
 
 # Parallel sentences for few-shot prompts of base models (same meaning in every language).
