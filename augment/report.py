@@ -1,0 +1,147 @@
+"""What a run reports: the summary table after `augment expand`/`augment filter` and the dry-run plan.
+
+Pure functions, data in and text (or rows) out, so the CLI prints them and a later HTML report can
+lay out the same rows. Nothing here reads files or loads a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, ...]
+
+PLAN_HEADER: Row = (
+    "method",
+    "seeds",
+    "LLM calls",
+    "prompt tokens (est.)",
+    "completion tokens (max)",
+    "time (est.)",
+)
+SUMMARY_HEADER: Row = ("method", "candidates", "kept", "rejected", "top drop reasons")
+
+
+# -- dry-run plan ----------------------------------------------------------------------------------
+def plan_rows(plan: Mapping[str, Any], speeds: Mapping[tuple[str, str], float] | None = None) -> list[Row]:
+    """One row per method of ``pipeline.plan(...)``: calls, tokens and a time estimate (header first).
+
+    ``speeds`` maps (generator, "zh"|"en") to completion tokens per second; by default the measured
+    speeds of the embedded backends. A served model has no entry: its time is "unknown (served)".
+    """
+    if speeds is None:
+        from .generators import SPEEDS
+
+        speeds = SPEEDS
+    rows = [PLAN_HEADER]
+    speed = speeds.get((plan["generator"], "zh" if plan["language"].startswith("zh") else "en"))
+    for m in plan["methods"]:
+        if "calls" not in m:
+            rows.append((m["method"], str(m["seeds"]), "0", "-", "-", "seconds"))
+            continue
+        t = (
+            "unknown (served)"
+            if speed is None
+            else f"~{(m['completion_tokens_max'] + m['prompt_tokens'] / 8) / speed / 60:.1f} min"
+        )
+        rows.append(
+            (
+                m["method"],
+                str(m["seeds"]),
+                str(m["calls"]),
+                str(m["prompt_tokens"]),
+                str(m["completion_tokens_max"]),
+                t,
+            )
+        )
+    return rows
+
+
+def plan_table(plan: Mapping[str, Any], speeds: Mapping[tuple[str, str], float] | None = None) -> str:
+    """The dry-run plan as left-aligned text columns."""
+    rows = plan_rows(plan, speeds)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(PLAN_HEADER))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+# -- run summary -----------------------------------------------------------------------------------
+def drop_reasons(rejected: Iterable[Any]) -> dict[str, dict[str, int]]:
+    """method -> {"stage:code": count} over rejected records (anything with .method and .rejection)."""
+    out: dict[str, dict[str, int]] = {}
+    for rec in rejected:
+        key = f"{rec.rejection.stage}:{rec.rejection.code}"
+        d = out.setdefault(rec.method, {})
+        d[key] = d.get(key, 0) + 1
+    return out
+
+
+def summary_rows(manifest: Mapping[str, Any], reasons: Mapping[str, Mapping[str, int]]) -> list[Row]:
+    """Header, one row per method (candidates, kept, rejected, two most common drop reasons), total."""
+    counts = manifest["counts"]
+    rows = [SUMMARY_HEADER]
+    for name, c in counts["per_method"].items():
+        top = sorted(reasons.get(name, {}).items(), key=lambda kv: -kv[1])[:2]
+        rows.append(
+            (
+                name,
+                str(c["generated"]),
+                str(c["kept"]),
+                str(c["rejected"]),
+                ", ".join(f"{k} {v}" for k, v in top),
+            )
+        )
+    rows.append(("total", str(counts["candidates"]), str(counts["kept"]), str(counts["rejected"]), ""))
+    return rows
+
+
+def recipe_lines(r: Mapping[str, Any]) -> list[str]:
+    """What the recipe chose and the proxy scores behind it, in a few lines (none without a recipe)."""
+    if not r:
+        return []
+    if r.get("mode") == "off":
+        return ["", f"recipe: off ({r.get('why', '')})"]
+    if "score" not in r:
+        return ["", f"recipe: {r.get('why', '')}; nothing to choose from"]
+    base, best = r["score"]["seed_only"], r["score"]["chosen"]
+    scale = "dev" if r["mode"] == "dev" else f"{r['folds']}-fold CV"
+    lines = [
+        "",
+        f"recipe ({r['why']}): proxy {scale} accuracy seed-only {base['accuracy']:.3f} -> "
+        f"{best['accuracy']:.3f} with the rows kept",
+    ]
+    pl = r.get("pseudo_label")
+    if pl:
+        by = ", ".join(f"{q}: {v['accuracy']:.3f}" for q, v in pl["by_fraction"].items())
+        lines.append(f"  pseudo-label fraction kept per class: {pl['fraction']:g}   ({by})")
+        if pl["fraction"] == 0:
+            lines.append("  no pseudo-labels kept: none raised the proxy's score over the seeds alone")
+    for name, mi in (r.get("methods") or {}).items():
+        verdict = "kept" if mi["kept"] else "dropped (lowers the score)"
+        lines.append(
+            f"  {name}: {verdict}: {mi['with']['accuracy']:.3f} with vs {mi['without']['accuracy']:.3f} without"
+        )
+    return lines
+
+
+def summary(manifest: Mapping[str, Any], rejected: Iterable[Any], out_dir: Path | str) -> str:
+    """The text `augment expand` and `augment filter` print: the per-method table, the recipe's
+    choice, and where the three outputs are."""
+    rows = summary_rows(manifest, drop_reasons(rejected))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 4)] + [r[4]]
+        lines.append("  ".join(cells).rstrip())
+    out = Path(out_dir)
+    counts = manifest["counts"]
+    lines.extend(recipe_lines(manifest.get("recipe") or {}))
+    lines.append("")
+    lines.append(
+        f"{manifest['task']}, language {manifest['language']['used']}, embedder "
+        f"{manifest['embedder']['model']}: {counts['seeds']} seeds -> {counts['output_rows']} rows"
+    )
+    lines.append(f"  {out / 'augmented.jsonl'}  seeds + kept rows, with lineage")
+    lines.append(f"  {out / 'rejected.jsonl'}  rejected candidates, with reasons")
+    lines.append(f"  {out / 'manifest.json'}  config, versions, counts, timings")
+    return "\n".join(lines)
