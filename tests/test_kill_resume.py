@@ -165,3 +165,95 @@ def test_second_run_on_the_same_out_is_refused(tmp_path):
     again = _run(cmd + ["--resume"])
     assert again.returncode == 0, again.stderr
     assert "already complete" in again.stderr
+
+
+# -- a kill inside an LLM batch ---------------------------------------------------------------------
+class _SlowOpenAI:
+    """A local OpenAI-compatible server whose answers are a pure function of the request (so any two
+    runs get the same completions), and which can hold one request open until told to answer."""
+
+    def __init__(self, hold_at: int | None, port: int = 0) -> None:
+        import http.server
+        import threading
+
+        from fakes import default_response
+
+        self.hold_at, self.count = hold_at, 0
+        self.holding, self.release = threading.Event(), threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.count += 1
+                if owner.hold_at is not None and owner.count == owner.hold_at:
+                    owner.holding.set()  # the client is now waiting inside its batch
+                    owner.release.wait(60)
+                prompt = "\n".join(m["content"] for m in body["messages"])
+                text = default_response(prompt, 0, type("D", (), {"seed": body.get("seed", 0)})())
+                out = {"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 7, "completion_tokens": 5}}
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps(out).encode())
+                except OSError:
+                    pass  # the client was killed while this request was held
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.port = self.srv.server_port
+
+    def close(self) -> None:
+        self.release.set()
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def _llm_cmd(seeds: Path, out: Path, port: int, *extra: str) -> list[str]:
+    return [
+        str(AUGMENT), "expand", str(seeds), "-o", str(out), "--methods", "self_instruct", "--n-per-seed", "2",
+        "--batch-size", "2", "--recipe", "off", "--embedder", "hashing", "--backend", "openai",
+        "--model", "fake-model", "--base-url", f"http://127.0.0.1:{port}/v1", *extra,
+    ]  # fmt: skip
+
+
+def test_sigkill_inside_an_llm_batch_then_resume_matches(inputs, tmp_path):
+    """SIGKILL while the LLM method waits on a request of its second batch; the resumed run (with a
+    fresh response cache, so nothing is served from the dead run's cache) equals an unbroken run."""
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", read_jsonl(inputs[0])[:6])
+    env = {**os.environ, "AUGMENT_CACHE_DIR": str(tmp_path / "cache-ref")}
+    ref_srv = _SlowOpenAI(None)
+    try:
+        ref = subprocess.run(_llm_cmd(seeds, tmp_path / "ref", ref_srv.port), env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        ref_srv.close()
+    assert ref.returncode == 0, ref.stderr
+    assert len(read_jsonl(tmp_path / "ref" / "augmented.jsonl")) > len(read_jsonl(seeds))  # LLM rows were kept
+
+    out = tmp_path / "out"
+    srv = _SlowOpenAI(hold_at=3)  # batch 1 = 2 anchors = 2 requests; the 3rd is inside batch 2
+    try:
+        env = {**os.environ, "AUGMENT_CACHE_DIR": str(tmp_path / "cache-killed")}
+        proc = subprocess.Popen(_llm_cmd(seeds, out, srv.port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert srv.holding.wait(300), "the run never reached its second LLM batch"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+        reusable = _checkpointed_seeds(out)
+        assert reusable == 2  # the first batch was checkpointed; the one in flight was not
+    finally:
+        srv.close()
+    srv = _SlowOpenAI(None, port=srv.port)  # the same URL: it is part of the run's settings
+    try:
+        env = {**os.environ, "AUGMENT_CACHE_DIR": str(tmp_path / "cache-resumed")}
+        resumed = subprocess.run(_llm_cmd(seeds, out, srv.port, "--resume"), env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        srv.close()
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("augmented.jsonl", "rejected.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert m["resume"]["seeds_reused"] == 2 and m["generation"]["self_instruct"]["calls"] == 4
