@@ -216,7 +216,7 @@ class _SlowOpenAI:
 def _llm_cmd(seeds: Path, out: Path, port: int, *extra: str) -> list[str]:
     return [
         str(AUGMENT), "expand", str(seeds), "-o", str(out), "--methods", "self_instruct", "--n-per-seed", "2",
-        "--batch-size", "2", "--recipe", "off", "--embedder", "hashing", "--backend", "openai",
+        "--batch-size", "2", "--recipe", "off", "--embedder", "hashing", "--filters", "quality,script", "--backend", "openai",
         "--model", "fake-model", "--base-url", f"http://127.0.0.1:{port}/v1", *extra,
     ]  # fmt: skip
 
