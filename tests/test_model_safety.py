@@ -13,7 +13,6 @@ import pickle
 from pathlib import Path
 
 import pytest
-
 from tiny_mlm import build_bert
 
 pytestmark = pytest.mark.models
