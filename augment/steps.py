@@ -120,8 +120,6 @@ def build_config(kind: str, name: str, params: dict[str, Any] | None, where: str
     from .config import _build
 
     s = spec(kind, name)
-    if s.config.__name__ == "_UntypedParams":  # transitional: an old-style method checks its own params
-        return s.config(params=dict(params or {}))
     where = where or (f"methods.params.{name}" if kind == "method" else f"filters.{name}")
     known = [f.name for f in dataclasses.fields(s.config)]
     for key in params or {}:
