@@ -235,7 +235,7 @@ def test_models_cli_lists_and_fetches(fake):
 
 
 def test_auto_picks_the_packaged_models_when_present_and_warns_once_when_not(monkeypatch, caplog):
-    from augment import embedders, generators
+    from augment import embedders, generators, packaged_gguf
     from finetune.models import default_model
 
     monkeypatch.setattr(embedders, "packaged_embeddinggemma", lambda: None)
@@ -254,11 +254,11 @@ def test_auto_picks_the_packaged_models_when_present_and_warns_once_when_not(mon
     assert embedders.resolve_embedder_spec("EmbeddingGemma", "en") == "/cache/models/embeddinggemma-300m"
     assert default_model("classification", "embedding", "en") == "embeddinggemma"
 
-    monkeypatch.setattr(generators, "qwen_gguf", lambda: Path("/cache/models/q.gguf"))
+    monkeypatch.setattr(packaged_gguf, "qwen_gguf", lambda: Path("/cache/models/q.gguf"))
     path, model_id, chat, chat_format = generators.default_model("zh")
     assert (path, chat, chat_format) == ("/cache/models/q.gguf", True, "chatml")
     assert model_id.startswith("Qwen/Qwen2.5-Coder-0.5B-Instruct") and generators.default_is_chat("zh")
-    monkeypatch.setattr(generators, "qwen_gguf", lambda: None)
+    monkeypatch.setattr(packaged_gguf, "qwen_gguf", lambda: None)
     assert not generators.default_is_chat("zh") and generators.default_is_chat("en")
 
 

@@ -1,0 +1,97 @@
+"""transformers backend: any causal LM by hub id or local path (a GGUF too, via ``gguf_file``, which
+is dequantised once into the cache), batched over length-sorted prompts with left padding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import BackendError
+from .base import Completion, Decoding, Prompt
+
+
+class TransformersGenerator:
+    backend = "transformers"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        gguf_file: str | None = None,
+        chat: bool | None = None,
+        device: str | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            source, kwargs = model, ({"gguf_file": gguf_file} if gguf_file else {})
+            if gguf_file and (Path(model) / gguf_file).exists():
+                # a local GGUF is dequantised once into a normal checkpoint (later loads take ~1 s)
+                from ..packaged_gguf import dequantised
+
+                source, kwargs = str(dequantised(Path(model) / gguf_file)), {}
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        except Exception as exc:
+            raise BackendError(f"transformers could not load {model!r}: {exc}") from exc
+        from ..devices import pick_device
+
+        self.device = pick_device(device)
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.chat = bool(self.tokenizer.chat_template) if chat is None else chat
+        self.model_id = model + (f"#{gguf_file}" if gguf_file else "")
+        self.revision = getattr(self.model.config, "_commit_hash", None)
+        self.batch_size = batch_size
+
+    def _text(self, prompt: Prompt) -> str:
+        if self.chat:
+            return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return prompt
+
+    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decoding) -> list[list[Completion]]:
+        import torch
+
+        texts = [self._text(p) for p in prompts]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # length-sorted batches
+        results: dict[int, list[Completion]] = {}
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=not self.chat
+            ).to(self.device)
+            torch.manual_seed(decoding.seed)
+            sample = decoding.temperature > 0
+            try:
+                with torch.no_grad():
+                    gen = self.model.generate(
+                        **enc,
+                        max_new_tokens=decoding.max_new_tokens,
+                        do_sample=sample,
+                        temperature=decoding.temperature if sample else None,
+                        top_p=decoding.top_p if sample else None,
+                        num_return_sequences=n,
+                        pad_token_id=self.tokenizer.pad_token_id,
+                        stop_strings=list(decoding.stop) or None,
+                        tokenizer=self.tokenizer,
+                    )
+            except Exception as exc:
+                for i in idx:
+                    results[i] = [Completion(None, f"transformers: {exc}") for _ in range(n)]
+                continue
+            prompt_len = enc["input_ids"].shape[1]
+            new = gen[:, prompt_len:]
+            for k, i in enumerate(idx):
+                samples = []
+                for j in range(n):
+                    ids = new[k * n + j]
+                    ids = ids[ids != self.tokenizer.pad_token_id]
+                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    for s in decoding.stop:  # generate() stops at a stop string but keeps it
+                        text = text.split(s)[0]
+                    samples.append(Completion(text, None, int(enc["attention_mask"][k].sum()), len(ids)))
+                results[i] = samples
+        return [results[i] for i in range(len(texts))]
