@@ -1,5 +1,7 @@
 """Where the engine keeps what it builds once: WordNet's copy, GGUF dequantisations, CTranslate2
-conversions, cached LLM responses and the packaged model weights (``models/``)."""
+conversions, cached LLM responses and the packaged model weights (``models/``, see
+:mod:`augment.packaged` and :mod:`augment.packaged_gguf`). The one definition of the cache root:
+import :func:`cache_dir` from here."""
 
 from __future__ import annotations
 

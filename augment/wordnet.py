@@ -14,7 +14,7 @@ import shutil
 from functools import lru_cache
 from pathlib import Path
 
-from .cache import cache_dir  # also imported from here by other modules
+from .cache import cache_dir  # the cache root lives in augment.cache; re-exported for older imports
 from .errors import BackendError
 
 logger = logging.getLogger(__name__)
