@@ -175,63 +175,52 @@ def finetune_command(data, out, dev, dev_fraction, test, overwrite, language, **
 @click.command("predict")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write predictions (JSONL) here.")
-@click.option("--generate", is_flag=True, help="Instruction models: write generated answers to -o.")
+@click.option(
+    "-o", "--out", "out", type=click.Path(path_type=Path), help="Write predictions (JSONL) here [stdout]."
+)
+@click.option("--generate", is_flag=True, help="Instruction models: write generated answers.")
 @click.option("--max-new-tokens", type=int, default=128, help="Generation length [128].")
 @column_options
 def predict_command(model_dir, data, out, generate, max_new_tokens, **flags) -> None:
     """Reload a model saved by `augment finetune` from MODEL_DIR and predict DATA.
 
-    With labels (or outputs) in DATA it prints the metrics, and says whether they equal the ones
-    recorded at training time when DATA is that run's test file.
+    Predictions go to -o, or to stdout as JSONL (the other lines then go to stderr). With labels
+    (or outputs) in DATA it prints the metrics, and says whether they equal the ones recorded at
+    training time when DATA is that run's test file.
     """
     from augment.errors import AugmentError
 
     try:
         from augment.config import DataConfig
         from augment.io import jsonl, write_atomic
-        from finetune.data import read_examples
-        from finetune.predict import Predictor
+        from finetune.predict import predict_file
 
         columns = DataConfig(**{k: v for k, v in flags.items() if v is not None})
-        predictor = Predictor.load(model_dir)
-        examples = read_examples(data, columns, task=predictor.task, require_labels=False)
-        labelled = (
-            all(r.label is not None for r in examples.rows)
-            if predictor.task == "classification"
-            else all(r.fields.get("output") for r in examples.rows)
+        result = predict_file(
+            model_dir, data, columns=columns, generate=generate, max_new_tokens=max_new_tokens
         )
-        lines = []
-        metrics = predictor.score(examples) if labelled else None
-        if predictor.task == "classification":
-            rows = predictor.predict(examples)
-        elif generate:
-            rows = predictor.generate(examples, max_new_tokens=max_new_tokens)
-        else:
-            rows = None
         if out is not None:
-            if rows is None:
+            if result.rows is None:
                 raise click.UsageError("instruction models write predictions with --generate")
-            write_atomic(out, jsonl(rows))
-            lines.append(f"{len(rows)} predictions -> {out}")
-        if metrics is not None:
-            lines.append(f"{data}: {_fmt(metrics)}")
-            manifest = json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
-            test = (manifest["data"].get("test") or {}).get("path")
-            if test and Path(test).resolve() == Path(data).resolve():
-                recorded = manifest["metrics"]["test"]
-                same = all(recorded.get(k) == metrics.get(k) for k in recorded)
-                lines.append(
-                    "reproduces the test metrics recorded at training time"
-                    if same
-                    else f"DIFFERS from the test metrics recorded at training time: {_fmt(recorded)}"
-                )
-        elif rows is not None and out is None:
-            for r in rows[:10]:
-                lines.append(json.dumps(r, ensure_ascii=False))
+            write_atomic(out, jsonl(result.rows))
     except AugmentError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo("\n".join(lines))
+    lines = []
+    if out is not None:
+        lines.append(f"{len(result.rows)} predictions -> {out}")
+    if result.metrics is not None:
+        lines.append(f"{data}: {_fmt(result.metrics)}")
+        if result.reproduces is not None:
+            lines.append(
+                "reproduces the test metrics recorded at training time"
+                if result.reproduces
+                else f"DIFFERS from the test metrics recorded at training time: {_fmt(result.recorded)}"
+            )
+    to_stdout = out is None and result.rows is not None
+    if to_stdout:
+        click.echo(jsonl(result.rows), nl=False)
+    if lines:
+        click.echo("\n".join(lines), err=to_stdout)
 
 
 @click.command("evaluate")

@@ -4,6 +4,7 @@ classification head trained in ``modules_to_save``, Trainer with early stopping 
 The adapter folder holds the LoRA/IA3/prompt weights *and* the head; :func:`load` rebuilds the
 backbone with the same label count and applies the adapter, and :func:`predict_logits` is the one
 inference path used both right after training and after reloading, so the metrics reproduce.
+:class:`ClassifierRecipe` is the ``classifier`` recipe of :mod:`finetune.recipes` built on them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from augment.record import CLASSIFICATION
+
 from .config import TrainConfig
 from .data import Examples
+from .recipes import Classifies, register
+from .trainer import PeftRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -195,3 +200,46 @@ def predict_logits(
             logits = model(**enc).logits
             out[idx] = logits.float().cpu().numpy()
     return out
+
+
+class ClassifierRecipe(Classifies, PeftRecipe):
+    """PEFT sequence classification; the adapter folder holds the head (manifest section ``head``:
+    the head's tensors as saved). Prefix tuning is not offered: transformers 5's
+    *ForSequenceClassification models refuse the past_key_values it needs."""
+
+    name = "classifier"
+    task = CLASSIFICATION
+    methods = ("lora", "ia3", "prompt")
+    manifest_key = "head"
+    batch_size, max_length, max_epochs = 16, 128, 30
+    # LoRA and the head move slowly at 1e-4 on so few steps; IA3 and soft prompts are a handful of
+    # scalings/vectors and need much more
+    learning_rates = {"lora": 1e-3, "ia3": 1e-2, "prompt": 3e-2}
+
+    def train_model(self, model_path, train_set, dev_set, plan, work_dir, weights):
+        from .predict import Predictor
+
+        model, tok, labels, hist, trainer = train(
+            model_path, train_set, dev_set, plan.config, work_dir, weights
+        )
+        predictor = Predictor(plan.task, plan.method, labels, model, tok, max_length=plan.config.max_length)
+        return predictor, hist, trainer
+
+    def load_model(self, model_path, out, manifest):
+        return load(model_path, out, manifest["labels"], manifest["method"])
+
+    def save(self, predictor, out: Path) -> dict[str, Any]:
+        saved = save(predictor.model, predictor.tokenizer, out)
+        if not saved:
+            raise RuntimeError("the classification head is missing from the saved adapter")
+        return {"saved_tensors": saved}
+
+    def logits(self, predictor, examples: Examples) -> np.ndarray:
+        texts = [r.fields["text"] for r in examples.rows]
+        pairs = [r.fields.get("text_pair") for r in examples.rows]
+        return predict_logits(
+            predictor.model, predictor.tokenizer, texts, pairs, max_length=predictor.max_length
+        )
+
+
+register(ClassifierRecipe())

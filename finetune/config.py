@@ -15,34 +15,12 @@ from typing import Any
 
 from augment.errors import ConfigError
 
-# "embedding" trains no backbone: frozen sentence embeddings + a logistic-regression head; "setfit"
-# first fine-tunes the sentence-embedding body contrastively on pairs of training rows, then fits the
-# same head.
+# The --method values; each is trained by one recipe per task (finetune.recipes: classifier, sft,
+# embedding, setfit), which also holds its default hyper-parameters. "embedding" trains no backbone:
+# frozen sentence embeddings + a logistic-regression head; "setfit" first fine-tunes the
+# sentence-embedding body contrastively on pairs of training rows, then fits the same head.
 METHODS = ("auto", "lora", "ia3", "prefix", "prompt", "embedding", "setfit")
-HEAD_METHODS = ("embedding", "setfit")  # a logistic-regression head on sentence embeddings
-PEFT_METHODS = ("lora", "ia3", "prefix", "prompt")
 TASKS = ("auto", "classification", "instruction")
-
-# Prefix tuning hands the model past_key_values; transformers 5's *ForSequenceClassification models
-# refuse them ("Model does not support past key values"), so it is offered for instruction data only
-# (tested with generate() on Llama and Gemma-3). Prompt tuning works for both.
-METHODS_BY_TASK = {
-    "classification": ("lora", "ia3", "prompt", "embedding", "setfit"),
-    "instruction": ("lora", "ia3", "prefix", "prompt"),
-}
-
-# learning rates that train in the default number of steps (LoRA and the head move slowly at 1e-4
-# on so few steps; IA3 and soft prompts are a handful of scalings/vectors and need much more)
-DEFAULT_LR = {
-    ("classification", "lora"): 1e-3,
-    ("classification", "ia3"): 1e-2,
-    ("classification", "prompt"): 3e-2,
-    ("instruction", "lora"): 5e-4,
-    ("instruction", "ia3"): 5e-3,
-    ("instruction", "prefix"): 5e-3,
-    ("instruction", "prompt"): 3e-2,
-    ("classification", "setfit"): 2e-5,
-}
 
 CONFIDENCE = "confidence"
 
@@ -133,10 +111,14 @@ def parse_pseudo_weight(value: str | float) -> str | float:
 
 def check_method(task: str, method: str) -> None:
     """Refuse a method the task cannot use, saying why."""
-    allowed = METHODS_BY_TASK[task]
+    from .recipes import methods_for
+
+    allowed = methods_for(task)
     if method in allowed:
         return
     if task == "classification" and method == "prefix":
+        # prefix tuning hands the model past_key_values; transformers 5's *ForSequenceClassification
+        # models refuse them, so it is offered for instruction data only
         raise ConfigError(
             "prefix tuning is not available for classification: sequence-classification models in "
             "transformers 5 do not accept the past_key_values it needs; use lora, ia3 or prompt"
@@ -151,24 +133,9 @@ def auto_epochs(n_rows: int, batch_size: int, target_steps: int, *, low: int = 3
 
 
 def resolved(config: TrainConfig, *, task: str, method: str, n_rows: int) -> TrainConfig:
-    """A copy with task, method, epochs, learning rate and max length filled in."""
-    check_method(task, method)
-    c = dataclasses.replace(config, task=task, method=method)
-    if method == "embedding":
-        return c
-    if method == "setfit":  # one pass over the pairs is the SetFit default, and enough on CPU
-        c.batch_size = c.batch_size or 16
-        c.epochs = c.epochs or 1.0
-        c.learning_rate = c.learning_rate or DEFAULT_LR[(task, method)]
-        c.max_length = c.max_length or 128
-        return c
-    if c.batch_size is None:
-        c.batch_size = 16 if task == "classification" else 4
-    if c.epochs is None:
-        high = 30 if task == "classification" else 10
-        c.epochs = float(auto_epochs(n_rows, c.batch_size, c.target_steps, high=high))
-    if c.learning_rate is None:
-        c.learning_rate = DEFAULT_LR[(task, method)]
-    if c.max_length is None:
-        c.max_length = 128 if task == "classification" else 512
-    return c
+    """A copy with task and method set and the unset hyper-parameters (epochs, learning rate, batch
+    size, max length) filled in by the method's recipe."""
+    from .recipes import recipe_for
+
+    recipe = recipe_for(task, method)  # refuses a method the task cannot use
+    return recipe.defaults(dataclasses.replace(config, task=task, method=method), n_rows=n_rows)

@@ -9,19 +9,25 @@ rule of :mod:`finetune.splits`). Highest accuracy wins, ties go to the lower log
 smaller C. Rows carry weights (``sample_weight``), and the logits are calibrated by one temperature
 fitted on the validation logits of the chosen C. The head is saved as plain arrays
 (``head.safetensors``: coefficients, intercepts) plus classes, temperature and the selection in the
-manifest, and rebuilt exactly on load. :mod:`finetune.setfit` puts the same head on a fine-tuned body.
+manifest, and rebuilt exactly on load. :class:`EmbeddingRecipe` is the ``embedding`` recipe of
+:mod:`finetune.recipes`; :mod:`finetune.setfit` puts the same head on a fine-tuned body.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from augment.record import CLASSIFICATION
+
 from .data import Examples
+from .recipes import Classifies, Fitted, register
 
 logger = logging.getLogger(__name__)
 
@@ -289,3 +295,57 @@ def embedder_id(spec: str) -> str:
     from augment.embedders import load_embedder
 
     return load_embedder(spec).model_id
+
+
+class EmbeddingRecipe(Classifies):
+    """Frozen embeddings + the logistic-regression head: no hyper-parameter to fill in (C is chosen
+    on the data); manifest section ``embedding``: embedder, classes, temperature, C and its selection.
+    :class:`finetune.setfit.SetFitRecipe` overrides the two embedder hooks."""
+
+    name = "embedding"
+    task = CLASSIFICATION
+    methods = ("embedding",)
+    manifest_key = "embedding"
+
+    def default_model(self, method: str, language: str) -> str:
+        from .models import default_model
+
+        return default_model(self.task, "embedding", language)
+
+    def defaults(self, config, *, n_rows: int):
+        return config
+
+    def embedder_for_fit(self, spec: str, train: Examples, plan, weights, work_dir: Path):
+        """(in-memory embedder or None for the frozen one named by ``spec``, history, model info)."""
+        return None, [], {"spec": plan.model, "path": spec, "description": embedder_id(spec)}
+
+    def embedder_for_load(self, out: Path, info: dict[str, Any], config: dict[str, Any]) -> Any:
+        return None
+
+    def fit(self, train: Examples, dev: Examples | None, plan, work_dir: Path, weights) -> Fitted:
+        from .predict import Predictor
+
+        t0 = time.perf_counter()
+        spec = embedder_spec(plan.model, plan.language)
+        body, history, info = self.embedder_for_fit(spec, train, plan, weights, work_dir)
+        head = EmbeddingHead.fit(spec, train, plan.config.seed, dev=dev, weights=weights, embedder=body)
+        predictor = Predictor(plan.task, plan.method, head.classes, head=head)
+        is_main = int(os.environ.get("RANK", "0")) == 0
+        return Fitted(predictor, plan, info, history, {"train": time.perf_counter() - t0}, is_main=is_main)
+
+    def save(self, predictor, out: Path) -> dict[str, Any]:
+        return predictor.head.save(out)
+
+    def load(self, out: Path, manifest: dict[str, Any]):
+        from .predict import Predictor
+
+        info = manifest[self.manifest_key]
+        body = self.embedder_for_load(out, info, manifest["config"])
+        head = EmbeddingHead.load(out, info, embedder=body)
+        return Predictor(manifest["task"], manifest["method"], list(manifest["labels"]), head=head)
+
+    def logits(self, predictor, examples: Examples) -> np.ndarray:
+        return predictor.head.predict_logits(examples)
+
+
+register(EmbeddingRecipe())

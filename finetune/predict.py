@@ -1,9 +1,10 @@
 """A trained model, in memory right after training or reloaded from its folder, behind one interface.
 
-``Predictor.load(out)`` reads ``out/manifest.json`` (task, method, labels, backbone), rebuilds the
-backbone and applies the saved adapter (or the embedding head, on the saved body for ``setfit``);
-``predict`` / ``score`` then run the same code that scored the test set at the end of training, so
-the metrics reproduce exactly.
+``Predictor.load(out)`` reads ``out/manifest.json`` (task, method, labels, backbone) and hands the
+folder to the method's recipe (:mod:`finetune.recipes`), which rebuilds the backbone and applies the
+saved adapter (or the embedding head, on the saved body for ``setfit``); ``predict`` / ``score`` /
+``generate`` then run the recipe's code that scored the test set at the end of training, so the
+metrics reproduce exactly. :func:`predict_file` is ``augment predict``: a saved model on a file.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from augment.classifiers import softmax
-from augment.errors import ConfigError, DataError
+from augment.config import DataConfig
+from augment.errors import ConfigError
+from augment.record import CLASSIFICATION, INSTRUCTION
 
-from .data import Examples
+from .data import Examples, read_examples
+from .recipes import Recipe, recipe_for
 
 logger = logging.getLogger(__name__)
 
@@ -27,117 +30,109 @@ MANIFEST = "manifest.json"
 METRICS = "metrics.json"
 
 
+def read_manifest(out: str | Path) -> dict[str, Any]:
+    """The manifest of a folder written by ``augment finetune``, checked."""
+    mpath = Path(out) / MANIFEST
+    if not mpath.exists():
+        raise ConfigError(f"{out}: not a model folder written by `augment finetune` (no {MANIFEST})")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{mpath}: malformed JSON ({exc.msg})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "finetune":
+        raise ConfigError(f"{mpath}: not a finetune manifest")
+    return manifest
+
+
 @dataclass
 class Predictor:
+    """A trained model and what its recipe needs to use it."""
+
     task: str
     method: str
     labels: list[str] = field(default_factory=list)
-    model: Any = None  # peft model (torch methods)
+    model: Any = None  # peft model (the PEFT recipes)
     tokenizer: Any = None
-    head: Any = None  # EmbeddingHead (embedding and setfit methods)
+    head: Any = None  # EmbeddingHead (embedding and setfit recipes)
     max_length: int = 128
 
-    # -- loading ----------------------------------------------------------------------------------
+    @property
+    def recipe(self) -> Recipe:
+        return recipe_for(self.task, self.method)
+
     @classmethod
-    def load(cls, out: str | Path) -> Predictor:
+    def load(cls, out: str | Path, *, manifest: dict[str, Any] | None = None) -> Predictor:
+        """The model saved in ``out`` (``manifest``: its manifest, when already read)."""
         out = Path(out)
-        mpath = out / MANIFEST
-        if not mpath.exists():
-            raise ConfigError(f"{out}: not a model folder written by `augment finetune` (no {MANIFEST})")
-        try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{mpath}: malformed JSON ({exc.msg})") from None
-        if manifest.get("kind") != "finetune":
-            raise ConfigError(f"{mpath}: not a finetune manifest")
-        task, method = manifest["task"], manifest["method"]
-        cfg = manifest["config"]
-        if method in ("embedding", "setfit"):
-            from .embedding import EmbeddingHead
-
-            info = manifest["embedding"]
-            body = None
-            if info.get("body"):
-                from .setfit import load_body
-
-                body = load_body(out / info["body"], max_length=cfg.get("max_length"))
-            head = EmbeddingHead.load(out, info, embedder=body)
-            return cls(task, method, list(manifest["labels"]), head=head)
-        from .models import resolve_model
-
-        # the backbone as resolved at training time (a local folder or a GGUF cache), else again
-        # from the spec (another machine: a hub id, or an embedded model's own cache)
-        path = manifest["model"]["path"]
-        if not Path(path).exists():
-            path = resolve_model(manifest["model"]["spec"]).path
-        if task == "classification":
-            from . import classifier
-
-            model, tok = classifier.load(path, out, manifest["labels"], method)
-        else:
-            from . import sft
-
-            model, tok = sft.load(path, out)
-        return cls(task, method, list(manifest.get("labels") or []), model, tok, max_length=cfg["max_length"])
+        manifest = manifest if manifest is not None else read_manifest(out)
+        return recipe_for(manifest["task"], manifest["method"]).load(out, manifest)
 
     # -- classification ---------------------------------------------------------------------------
     def logits(self, examples: Examples) -> np.ndarray:
-        if self.task != "classification":
+        if self.task != CLASSIFICATION:
             raise ConfigError("logits are for classification models")
-        if self.head is not None:
-            return self.head.predict_logits(examples)
-        from . import classifier
-
-        texts = [r.fields["text"] for r in examples.rows]
-        pairs = [r.fields.get("text_pair") for r in examples.rows]
-        return classifier.predict_logits(self.model, self.tokenizer, texts, pairs, max_length=self.max_length)
+        return self.recipe.logits(self, examples)
 
     def predict(self, examples: Examples) -> list[dict[str, Any]]:
         """One dict per row: id, predicted label, its probability, and the gold label if known."""
-        if self.task == "instruction":
+        if self.task != CLASSIFICATION:
             raise ConfigError("use generate() for instruction models")
-        proba = softmax(self.logits(examples).astype(np.float64))
-        out = []
-        for r, p in zip(examples.rows, proba, strict=True):
-            k = int(p.argmax())
-            row = {"id": r.id, "text": r.fields["text"], "label": self.labels[k], "confidence": float(p[k])}
-            if r.label is not None:
-                row["gold"] = r.label
-            out.append(row)
-        return out
+        return self.recipe.predict(self, examples)
 
     def score(self, examples: Examples) -> dict[str, Any]:
         """Metrics on labelled rows: accuracy and macro-F1 (classification), response loss (SFT)."""
-        if self.task == "instruction":
-            from . import sft
-
-            if not any(r.fields.get("output") for r in examples.rows):
-                raise DataError(f"{examples.path}: no outputs to score")
-            return sft.response_loss(self.model, self.tokenizer, examples, max_length=self.max_length)
-        from .metrics import classification_metrics
-
-        missing = [r.id for r in examples.rows if r.label is None]
-        if missing:
-            raise DataError(f"{examples.path}: {len(missing)} rows have no label to score against")
-        unknown = sorted({r.label for r in examples.rows} - set(self.labels))
-        if unknown:
-            logger.warning("%s: labels the model never saw: %s", examples.path, ", ".join(unknown))
-        pred = self.predict(examples)
-        return classification_metrics([r.label for r in examples.rows], [p["label"] for p in pred])
+        return self.recipe.score(self, examples)
 
     # -- instruction ------------------------------------------------------------------------------
     def generate(self, examples: Examples, *, max_new_tokens: int = 128) -> list[dict[str, Any]]:
-        if self.task != "instruction":
+        if self.task != INSTRUCTION:
             raise ConfigError("generate() is for instruction models")
-        from . import sft
+        return self.recipe.predict(self, examples, max_new_tokens=max_new_tokens)
 
-        answers = sft.generate(self.model, self.tokenizer, examples.rows, max_new_tokens=max_new_tokens)
-        return [
-            {
-                "id": r.id,
-                "instruction": r.fields["instruction"],
-                "input": r.fields.get("input", ""),
-                "output": a,
-            }
-            for r, a in zip(examples.rows, answers, strict=True)
-        ]
+
+# -- augment predict --------------------------------------------------------------------------------
+@dataclass
+class PredictResult:
+    """What ``augment predict`` found: the rows it predicted, and the metrics when the file has labels
+    (or outputs), with the test metrics recorded at training time when the file is that run's test."""
+
+    examples: Examples
+    task: str
+    rows: list[dict[str, Any]] | None  # labels (classification) or generated answers; None: none made
+    metrics: dict[str, Any] | None = None
+    recorded: dict[str, Any] | None = None
+
+    @property
+    def reproduces(self) -> bool | None:
+        """Whether the metrics equal the ones recorded at training time (None: nothing to compare)."""
+        if self.metrics is None or self.recorded is None:
+            return None
+        return all(self.recorded.get(k) == self.metrics.get(k) for k in self.recorded)
+
+
+def predict_file(
+    model_dir: str | Path,
+    data: str | Path,
+    *,
+    columns: DataConfig | None = None,
+    generate: bool = False,
+    max_new_tokens: int = 128,
+) -> PredictResult:
+    """Reload the model saved in ``model_dir`` and run it on ``data``: labels for a classifier, greedy
+    answers for an instruction model when ``generate``; metrics when every row has a label (output)."""
+    manifest = read_manifest(model_dir)
+    predictor = Predictor.load(model_dir, manifest=manifest)
+    examples = read_examples(data, columns, task=predictor.task, require_labels=False)
+    if predictor.task == CLASSIFICATION:
+        labelled = all(r.label is not None for r in examples.rows)
+    else:
+        labelled = all(r.fields.get("output") for r in examples.rows)
+    metrics = predictor.score(examples) if labelled else None
+    rows = None
+    if predictor.task == CLASSIFICATION or generate:
+        rows = predictor.recipe.predict(predictor, examples, max_new_tokens=max_new_tokens)
+    recorded = None
+    test = ((manifest.get("data") or {}).get("test") or {}).get("path")
+    if metrics is not None and test and Path(test).resolve() == Path(data).resolve():
+        recorded = (manifest.get("metrics") or {}).get("test")
+    return PredictResult(examples, predictor.task, rows, metrics, recorded)

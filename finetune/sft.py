@@ -4,7 +4,8 @@ Each row becomes a user turn (instruction, then the input after a blank line whe
 an assistant turn (the output). The prompt is the chat template rendered up to the generation prompt;
 its tokens get label -100, so only the response tokens (and the template's end-of-turn tokens, which
 teach the model to stop) carry loss. A tokenizer without a chat template falls back to a plain
-"### Instruction / ### Response" format, recorded in the manifest.
+"### Instruction / ### Response" format, recorded in the manifest. :class:`SFTRecipe` is the ``sft``
+recipe of :mod:`finetune.recipes` built on these functions.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augment.record import Record
+from augment.record import INSTRUCTION, Record
 
 from .config import TrainConfig
 from .data import Examples
+from .recipes import register
+from .trainer import PeftRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -228,3 +231,52 @@ def generate(
     finally:
         tok.padding_side = side
     return out
+
+
+class SFTRecipe(PeftRecipe):
+    """Instruction tuning; ``predict`` generates greedy answers and ``score`` is the response-token
+    loss (manifest section ``sft``: the prompt template used)."""
+
+    name = "sft"
+    task = INSTRUCTION
+    methods = ("lora", "ia3", "prefix", "prompt")
+    manifest_key = "sft"
+    batch_size, max_length, max_epochs = 4, 512, 10
+    learning_rates = {"lora": 5e-4, "ia3": 5e-3, "prefix": 5e-3, "prompt": 3e-2}
+
+    def train_model(self, model_path, train_set, dev_set, plan, work_dir, weights):
+        from .predict import Predictor
+
+        model, tok, hist, trainer = train(model_path, train_set, dev_set, plan.config, work_dir, weights)
+        predictor = Predictor(plan.task, plan.method, [], model, tok, max_length=plan.config.max_length)
+        return predictor, hist, trainer
+
+    def load_model(self, model_path, out, manifest):
+        return load(model_path, out)
+
+    def save(self, predictor, out: Path) -> dict[str, Any]:
+        predictor.model.save_pretrained(str(out))
+        predictor.tokenizer.save_pretrained(str(out))
+        return {"template": template_kind(predictor.tokenizer)}
+
+    def predict(self, predictor, examples: Examples, *, max_new_tokens: int = 128) -> list[dict[str, Any]]:
+        answers = generate(predictor.model, predictor.tokenizer, examples.rows, max_new_tokens=max_new_tokens)
+        return [
+            {
+                "id": r.id,
+                "instruction": r.fields["instruction"],
+                "input": r.fields.get("input", ""),
+                "output": a,
+            }
+            for r, a in zip(examples.rows, answers, strict=True)
+        ]
+
+    def score(self, predictor, examples: Examples) -> dict[str, Any]:
+        if not any(r.fields.get("output") for r in examples.rows):
+            from augment.errors import DataError
+
+            raise DataError(f"{examples.path}: no outputs to score")
+        return response_loss(predictor.model, predictor.tokenizer, examples, max_length=predictor.max_length)
+
+
+register(SFTRecipe())

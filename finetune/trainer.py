@@ -163,3 +163,69 @@ def trainer_class(weighted: bool):
             return (loss, outputs) if return_outputs else loss
 
     return WeightedTrainer
+
+
+class PeftRecipe:
+    """What the PEFT recipes (:mod:`finetune.classifier`, :mod:`finetune.sft`) share: hyper-parameter
+    defaults by data size, the backbone resolved from the model spec before training and found again
+    at load time, and the Trainer's timings. A subclass sets the class attributes and gives
+    ``train_model`` (returns the predictor, the log history and the Trainer) and ``load_model``."""
+
+    task: str
+    batch_size: int  # per device
+    max_length: int  # tokens
+    max_epochs: int  # the cap of the automatic epoch count
+    learning_rates: dict[str, float]  # by method: rates that train in the default number of steps
+
+    def default_model(self, method: str, language: str) -> str:
+        from .models import default_model
+
+        return default_model(self.task, method, language)
+
+    def defaults(self, config: TrainConfig, *, n_rows: int) -> TrainConfig:
+        from .config import auto_epochs
+
+        c = config
+        if c.batch_size is None:
+            c.batch_size = self.batch_size
+        if c.epochs is None:
+            c.epochs = float(auto_epochs(n_rows, c.batch_size, c.target_steps, high=self.max_epochs))
+        if c.learning_rate is None:
+            c.learning_rate = self.learning_rates[c.method]
+        if c.max_length is None:
+            c.max_length = self.max_length
+        return c
+
+    def train_model(self, model_path: str, train, dev, plan, work_dir: Path, weights):  # pragma: no cover
+        raise NotImplementedError
+
+    def load_model(self, model_path: str, out: Path, manifest: dict[str, Any]):  # pragma: no cover
+        raise NotImplementedError
+
+    def fit(self, train, dev, plan, work_dir: Path, weights):
+        import time
+
+        from .models import resolve_model
+        from .recipes import Fitted
+
+        t0 = time.perf_counter()
+        rm = resolve_model(plan.model)
+        info = {"spec": rm.spec, "path": rm.path, "description": rm.description}
+        t1 = time.perf_counter()
+        predictor, hist, trainer = self.train_model(rm.path, train, dev, plan, work_dir, weights)
+        seconds = {"resolve_model": t1 - t0, "train": time.perf_counter() - t1}
+        return Fitted(predictor, plan, info, hist, seconds, trainer.is_world_process_zero(), trainer)
+
+    def load(self, out: Path, manifest: dict[str, Any]):
+        from .models import resolve_model
+        from .predict import Predictor
+
+        # the backbone as resolved at training time (a local folder or a GGUF cache), else again
+        # from the spec (another machine: a hub id, or an embedded model's own cache)
+        path = manifest["model"]["path"]
+        if not Path(path).exists():
+            path = resolve_model(manifest["model"]["spec"]).path
+        model, tok = self.load_model(path, out, manifest)
+        labels = list(manifest.get("labels") or [])
+        max_length = manifest["config"]["max_length"]
+        return Predictor(manifest["task"], manifest["method"], labels, model, tok, max_length=max_length)
