@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from types import UnionType
@@ -97,60 +98,81 @@ def _field_names(config: type) -> set[str]:
     return {f.name for f in fields(config)}
 
 
-FILTERS = ("quality", "script", "similarity", "dedup", "label", "novelty", "diversity")
-
-
-@dataclass
-class FilterConfig:
-    """The filter chain and its thresholds. Similarities are on the calibrated scale:
+FILTER_DOC = """The filter chain and its thresholds. Similarities are on the calibrated scale:
 
     calibrated = (cosine - b) / (1 - b), where b is the median cosine between two different seeds of
     this run (per field, so per language). 0 means "as alike as two different seeds", 1 identical,
     so the same numbers work for embedders whose raw cosines live on different scales.
+
+    The thresholds are the registered filters' own config fields (``augment/filters/<name>.py``), kept
+    flat (``filters.min_similarity``) and checked by each filter's config; ``step_config(name)`` is
+    that filter's typed config.
     """
 
-    chain: list[str] = field(
-        default_factory=lambda: list(FILTERS), metadata={"help": "filters to run, in this order"}
-    )
-    min_chars: int = field(default=2, metadata={"help": "quality: drop candidates shorter than this"})
-    min_length_ratio: float = field(default=0.3, metadata={"help": "quality: length / parent length, lower"})
-    max_length_ratio: float = field(default=3.0, metadata={"help": "quality: length / parent length, upper"})
-    min_similarity: float = field(
-        default=0.6, metadata={"help": "similarity: drop candidates less similar than this to their parent"}
-    )
-    max_similarity: float = field(
-        default=0.995, metadata={"help": "similarity: drop candidates more similar than this to their parent"}
-    )
-    near_duplicate: float = field(
-        default=0.985, metadata={"help": "dedup: calibrated similarity to a seed or kept candidate"}
-    )
-    minhash_threshold: float = field(
-        default=0.8, metadata={"help": "dedup: Jaccard of character (CJK) or word bigrams"}
-    )
-    label_margin: float = field(
-        default=0.1, metadata={"help": "label: P(label) - max P(other) from a seed classifier, at least"}
-    )
-    label_classifier: str = field(default="logreg", metadata={"help": "label: logreg, prototype or knn"})
-    min_novelty: float = field(default=0.0, metadata={"help": "novelty: 1 - max similarity to any seed"})
-    per_class_budget: int | None = field(
-        default=None, metadata={"help": "diversity: keep at most this many per label (k-center greedy)"}
-    )
 
-    def __post_init__(self) -> None:
-        if not self.min_similarity < self.max_similarity:
-            raise ConfigError(
-                "filters.min_similarity must be below filters.max_similarity, got "
-                f"{self.min_similarity} >= {self.max_similarity}"
-            )
-        for name in self.chain:
-            if name not in FILTERS:
-                close = difflib.get_close_matches(name, FILTERS, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(
-                    f"filters.chain: unknown filter {name!r}{hint}; known: {', '.join(FILTERS)}"
+def _filter_config_class() -> type:
+    """``FilterConfig``: ``chain``, then every registered filter's config fields (default chain order,
+    then opt-in filters), with their defaults and help ("similarity: ..."), as one flat dataclass."""
+    from . import steps
+    from .filters import filter_specs
+
+    specs = filter_specs()
+    known = [s.name for s in specs]
+    chain = field(default_factory=lambda: list(FILTERS), metadata={"help": "filters to run, in this order"})
+    rows: list[tuple[str, Any, Any]] = [("chain", list[str], chain)]
+    owner: dict[str, str] = {}
+    for s in specs:
+        hints = get_type_hints(s.config)
+        for f in fields(s.config):
+            if f.name in owner or f.name == "chain":
+                raise TypeError(
+                    f"filter {s.name!r}: parameter {f.name!r} is also {owner.get(f.name, 'FilterConfig')!r}'s; "
+                    "filters.<key> is flat, so parameter names must be unique across filters"
                 )
-        if self.per_class_budget is not None and self.per_class_budget < 1:
-            raise ConfigError(f"filters.per_class_budget must be >= 1, got {self.per_class_budget}")
+            owner[f.name] = s.name
+            meta = {**f.metadata, "help": f"{s.name}: {f.metadata.get('help', '')}", "filter": s.name}
+            default = field(default=f.default, default_factory=f.default_factory, metadata=meta)
+            rows.append((f.name, hints[f.name], default))
+
+    def __post_init__(self: Any) -> None:
+        for s in specs:  # ranges, checked by each filter's own config
+            self.step_config(s.name)
+        for name in self.chain:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"filters.chain: unknown filter {name!r}{hint}; known: {', '.join(known)}")
+
+    def step_config(self: Any, name: str) -> Any:
+        """The typed config of filter ``name``, from this config's flat keys."""
+        config = steps.spec("filter", name).config
+        values = {f.name: getattr(self, f.name) for f in fields(config)}
+        try:
+            return config(**values)
+        except ConfigError as exc:  # "min_similarity must be ..." -> "filters.min_similarity must be ..."
+            msg = str(exc)
+            for key in values:
+                msg = re.sub(rf"(?<![\w.]){re.escape(key)}\b", f"filters.{key}", msg)
+            raise ConfigError(msg) from None
+
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": "FilterConfig",
+        "__doc__": FILTER_DOC,
+        "__post_init__": __post_init__,
+        "step_config": step_config,
+    }
+    return dataclasses.make_dataclass("FilterConfig", rows, namespace=namespace)
+
+
+def _default_chain() -> tuple[str, ...]:
+    from .filters import default_chain
+
+    return default_chain()
+
+
+FILTERS = _default_chain()  # the default chain: every filter with a default_position, in that order
+FilterConfig = _filter_config_class()
 
 
 RECIPE_MODES = ("auto", "dev", "cv", "off")

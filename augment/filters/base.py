@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -55,6 +55,34 @@ class Filter(Protocol):
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
         """One verdict per candidate, in order. Candidates arrive in generation order."""
         ...
+
+
+class FilterStep:
+    """Base of the registered filters. The registry builds one as ``cls(name, config)`` (``config``:
+    the filter's typed config); :meth:`setup` gives it the run's language and seed, which the filters
+    that need them read as ``self.language`` and ``self.seed``. A subclass implements ``__call__``."""
+
+    needs_embeddings: ClassVar[bool] = True  # the pipeline embeds the candidates before calling it
+    # place in the default chain (``config.FILTERS``, ascending): cheap text checks first, then the
+    # embedding comparisons, selection last; None: opt-in, run only when ``filters.chain`` names it
+    default_position: ClassVar[int | None] = None
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+        self.language = "auto"
+        self.seed = 0
+
+    def setup(self, *, language: str = "auto", seed: int = 0) -> FilterStep:
+        """The run's language and random seed; returns the filter, so ``build(...).setup(...)`` reads."""
+        self.language, self.seed = language, seed
+        return self
+
+    def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.config!r})"
 
 
 def seed_baseline(vectors: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> float:

@@ -17,31 +17,47 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..language import normalise
 from ..minhash import MinHashLSH, jaccard, shingles
 from ..record import Record
-from .base import FilterContext, Verdict
+from ..steps import register_filter
+from .base import FilterContext, FilterStep, Verdict
 
 EXACT_SEARCH_BELOW = 4096  # below this many candidates, compare with every kept one
 
 
 @dataclass
-class DedupFilter:
-    near_duplicate: float = 0.985
-    minhash_threshold: float = 0.8
-    language: str = "en"
-    hyperplanes: int = 16  # bits per SimHash band
-    simhash_bands: int = 12
-    seed: int = 0
-    name: str = "dedup"
-    needs_embeddings: bool = True
-    force_lsh: bool = False  # tests: use the banded search even for small inputs
+class DedupConfig:
+    near_duplicate: float = field(
+        default=0.985, metadata={"help": "calibrated similarity to a seed or kept candidate"}
+    )
+    minhash_threshold: float = field(
+        default=0.8, metadata={"help": "Jaccard of character (CJK) or word bigrams"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.minhash_threshold <= 0:
+            raise ConfigError(f"minhash_threshold must be > 0, got {self.minhash_threshold}")
+
+
+@register_filter(
+    "dedup",
+    DedupConfig,
+    summary="exact, text (MinHash) and embedding near-duplicates of the seeds and of earlier kept candidates",
+)
+class DedupFilter(FilterStep):
+    default_position = 40
+    hyperplanes = 16  # bits per SimHash band
+    simhash_bands = 12
+    force_lsh = False  # tests: use the banded search even for small inputs
 
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
+        near_duplicate, minhash_threshold = self.config.near_duplicate, self.config.minhash_threshold
         n = len(candidates)
         texts = [c.fields.get(ctx.field, "") for c in candidates]
         seed_texts = [s.fields.get(ctx.field, "") for s in ctx.seeds]
@@ -118,7 +134,7 @@ class DedupFilter:
                         continue
                     other = sh_seed[j] if kind == "seed" else sh_cand[j]
                     jac = jaccard(sh_cand[i], other)
-                    if jac >= self.minhash_threshold and (near is None or jac > near[2]):
+                    if jac >= minhash_threshold and (near is None or jac > near[2]):
                         near = (kind, j, jac)
             if near is not None:
                 kind, j, jac = near
@@ -128,7 +144,7 @@ class DedupFilter:
                         False,
                         round(jac, 4),
                         f"text_near_{kind}",
-                        f"character/word-bigram Jaccard {jac:.3f} >= {self.minhash_threshold} to {other_id}",
+                        f"character/word-bigram Jaccard {jac:.3f} >= {minhash_threshold} to {other_id}",
                     )
                 )
                 continue
@@ -149,17 +165,15 @@ class DedupFilter:
                 k = int(np.argmax(sims))
                 s_cand, best = float(sims[k]), kept_ids[k]
             score = round(max(s_seed, s_cand), 4)
-            if s_seed >= self.near_duplicate:
+            if s_seed >= near_duplicate:
                 sid = ctx.seeds[int(seed_arg[i])].id
                 out.append(
-                    Verdict(False, score, "near_seed", f"{s_seed:.3f} >= {self.near_duplicate} to seed {sid}")
+                    Verdict(False, score, "near_seed", f"{s_seed:.3f} >= {near_duplicate} to seed {sid}")
                 )
                 continue
-            if s_cand >= self.near_duplicate:
+            if s_cand >= near_duplicate:
                 out.append(
-                    Verdict(
-                        False, score, "near_candidate", f"{s_cand:.3f} >= {self.near_duplicate} to {best}"
-                    )
+                    Verdict(False, score, "near_candidate", f"{s_cand:.3f} >= {near_duplicate} to {best}")
                 )
                 continue
             # kept: index it

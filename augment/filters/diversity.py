@@ -11,22 +11,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..record import Record
-from .base import FilterContext, Verdict
+from ..steps import register_filter
+from .base import FilterContext, FilterStep, Verdict
 
 
 @dataclass
-class DiversityFilter:
-    budget: int | None = None
-    name: str = "diversity"
-    needs_embeddings: bool = True
+class DiversityConfig:
+    per_class_budget: int | None = field(
+        default=None, metadata={"help": "keep at most this many per label (k-center greedy)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.per_class_budget is not None and self.per_class_budget < 1:
+            raise ConfigError(f"per_class_budget must be >= 1, got {self.per_class_budget}")
+
+
+@register_filter(
+    "diversity", DiversityConfig, summary="at most per_class_budget rows per label, chosen by k-center greedy"
+)
+class DiversityFilter(FilterStep):
+    default_position = 70
 
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
-        if self.budget is None:
+        budget = self.config.per_class_budget
+        if budget is None:
             return [Verdict(True, None) for _ in candidates]
         groups: dict[str | None, list[int]] = defaultdict(list)
         for i, c in enumerate(candidates):
@@ -40,7 +54,7 @@ class DiversityFilter:
             else:
                 dist = np.full(len(x), np.inf)
             taken = np.zeros(len(x), bool)
-            for _ in range(min(self.budget, len(x))):
+            for _ in range(min(budget, len(x))):
                 masked = np.where(taken, -np.inf, dist)
                 j = int(np.argmax(masked))
                 verdicts[idx[j]] = Verdict(True, round(float(min(dist[j], 2.0)), 4))
@@ -48,5 +62,5 @@ class DiversityFilter:
                 dist = np.minimum(dist, 1.0 - x @ x[j])
             for j in np.flatnonzero(~taken):
                 d = round(float(min(dist[j], 2.0)), 4)
-                verdicts[idx[j]] = Verdict(False, d, "over_budget", f"label {label!r} reached {self.budget}")
+                verdicts[idx[j]] = Verdict(False, d, "over_budget", f"label {label!r} reached {budget}")
         return [v for v in verdicts if v is not None]

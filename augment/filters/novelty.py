@@ -7,21 +7,26 @@ are dropped (0 keeps everything, the default: the similarity band and dedup alre
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..record import Record
-from .base import FilterContext, Verdict
+from ..steps import register_filter
+from .base import FilterContext, FilterStep, Verdict
 
 
 @dataclass
-class NoveltyFilter:
-    min_novelty: float = 0.0
-    name: str = "novelty"
-    needs_embeddings: bool = True
+class NoveltyConfig:
+    min_novelty: float = field(default=0.0, metadata={"help": "1 - max similarity to any seed"})
+
+
+@register_filter("novelty", NoveltyConfig, summary="1 - the highest calibrated similarity to any seed")
+class NoveltyFilter(FilterStep):
+    default_position = 60
 
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
+        min_novelty = self.config.min_novelty
         if not len(ctx.seed_vectors):
             return [Verdict(True, None) for _ in candidates]
         x = np.stack([ctx.candidate_vectors[c.id] for c in candidates])
@@ -32,8 +37,8 @@ class NoveltyFilter:
         out = []
         for nov in novelty:
             nov = round(float(nov), 4)
-            if nov < self.min_novelty:
-                out.append(Verdict(False, nov, "not_novel", f"{nov:.3f} < {self.min_novelty}"))
+            if nov < min_novelty:
+                out.append(Verdict(False, nov, "not_novel", f"{nov:.3f} < {min_novelty}"))
             else:
                 out.append(Verdict(True, nov))
         return out

@@ -12,17 +12,24 @@ from dataclasses import dataclass
 
 from ..language import cjk_ratio
 from ..record import Record
-from .base import FilterContext, Verdict
+from ..steps import register_filter
+from .base import FilterContext, FilterStep, Verdict
 
 MIN_CJK = {"zh": 0.3, "ja": 0.3}  # share of Han/kana letters a Chinese (Japanese) text must have
 MAX_CJK = {"en": 0.1}  # share an English text may have
 
 
 @dataclass
-class ScriptFilter:
-    language: str = "auto"
-    name: str = "script"
-    needs_embeddings: bool = False
+class ScriptConfig:
+    """No parameters: the script follows from the run's language."""
+
+
+@register_filter(
+    "script", ScriptConfig, summary="the candidate is written in the run's language (by script: zh, en)"
+)
+class ScriptFilter(FilterStep):
+    needs_embeddings = False
+    default_position = 20
 
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
         lang = self.language.split("-")[0].lower()
