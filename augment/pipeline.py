@@ -110,6 +110,17 @@ def _load_inputs(path: str | Path, role: str, notes: list[dict[str, Any]], confi
     return result
 
 
+def _fields_and_language(config: ExpandConfig, task: str, seeds: Sequence[Record]) -> tuple[list[str], str, str]:
+    """The prelude every command shares: the fields to augment (checked against the rows), and the
+    language detected from the seeds and the one used (the configured one, unless ``auto``)."""
+    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
+    for f in fields:
+        if not any(f in s.fields for s in seeds):
+            raise ConfigError(f"data.augment_fields: {f!r} is not a field of {task} rows")
+    detected = detect_language([s.fields[fields[0]] for s in seeds])
+    return fields, detected, detected if config.language == "auto" else config.language
+
+
 def _expand(
     seeds_path: str | Path,
     out_dir: str | Path,
@@ -152,12 +163,7 @@ def _expand(
         if note is not None:
             logger.warning("%s: %s", path, note["message"])
             notes.append({"input": role, **note})
-    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
-    for f in fields:
-        if not any(f in s.fields for s in seeds):
-            raise ConfigError(f"data.augment_fields: {f!r} is not a field of {task} rows")
-    detected = detect_language([s.fields[fields[0]] for s in seeds])
-    language = detected if config.language == "auto" else config.language
+    fields, detected, language = _fields_and_language(config, task, seeds)
     timings["load"] = round(time.perf_counter() - t, 3)
 
     recipe_mode, recipe_why = _recipe_mode(config, task, seeds, bool(dev))
@@ -373,12 +379,7 @@ def plan(
     from .methods import SeedMethod, build_method
 
     task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
-    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
-    language = (
-        detect_language([s.fields[fields[0]] for s in seeds])
-        if config.language == "auto"
-        else config.language
-    )
+    fields, _, language = _fields_and_language(config, task, seeds)
     names = method_names(config, language, task, has_pool=pool_path is not None)
     ctx = RunContext(
         seeds=seeds, language=language, task=task, fields=fields, seed=config.seed,
@@ -546,9 +547,7 @@ def _filter_file(
             )
             for r in rows
         ]
-    fields = config.data.augment_fields or DEFAULT_FIELDS[task]
-    detected = detect_language([s.fields[fields[0]] for s in seeds])
-    language = detected if config.language == "auto" else config.language
+    fields, detected, language = _fields_and_language(config, task, seeds)
     timings["load"] = round(time.perf_counter() - t, 3)
     embedder = _embedder(config, language, timings)  # before the folder: a failed load leaves none
     claim(out, locks, clear=overwrite)
