@@ -22,12 +22,33 @@ import numpy as np
 from .errors import ConfigError
 
 KINDS = ("knn", "prototype", "logreg")
+LOGREG_C = 10.0  # the logreg classifier's inverse regularisation (when there is nothing to choose C on)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_logreg(x: np.ndarray, y: Sequence, c: float, *, weights: np.ndarray | None = None, seed: int = 0):
+    """scikit-learn's logistic regression with inverse regularisation ``c`` and row ``weights``: the
+    one learner behind the ``logreg`` classifier, the recipe's proxy (:mod:`augment.recipe`) and
+    ``augment finetune --method embedding`` (:mod:`finetune.embedding`)."""
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+    lr.fit(x, y, sample_weight=weights)
+    return lr
+
+
+def logreg_logits(lr, x: np.ndarray) -> np.ndarray:
+    """A fitted logistic regression's decision values, one column per class in ``lr.classes_``
+    order (scikit-learn keeps one column for binary problems: it becomes -s/2, s/2)."""
+    scores = lr.decision_function(x)
+    if scores.ndim == 1:
+        scores = np.stack([-scores / 2, scores / 2], axis=1)
+    return scores
 
 
 @dataclass
@@ -50,20 +71,14 @@ class EmbeddingClassifier:
             protos = np.stack([x[y == c].mean(axis=0) for c in range(n_classes)])
             self._protos = protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
         elif self.kind == "logreg":
-            from sklearn.linear_model import LogisticRegression
-
-            self._lr = LogisticRegression(C=10.0, max_iter=2000, random_state=self.seed)
-            self._lr.fit(x, y)
+            self._lr = fit_logreg(x, y, LOGREG_C, seed=self.seed)
 
     def _logits(self, x: np.ndarray, chunk: int = 8192) -> np.ndarray:
         n_classes = len(self.classes)
         if self.kind == "prototype":
             return x @ self._protos.T
         if self.kind == "logreg":
-            scores = self._lr.decision_function(x)
-            if n_classes == 2:  # sklearn returns one column for binary problems
-                scores = np.stack([-scores / 2, scores / 2], axis=1)
-            return scores
+            return logreg_logits(self._lr, x)
         # knn: similarity-weighted votes of the k nearest rows, as log vote shares
         k = min(self.k, len(self._x))
         out = np.empty((len(x), n_classes), np.float64)

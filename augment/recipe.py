@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .classifiers import fit_logreg
 from .record import PSEUDO_LABELLED, Record, Rejection
 
 logger = logging.getLogger(__name__)
@@ -69,11 +70,7 @@ class RecipeResult:
 
 
 def _fit_lr(x: np.ndarray, y: Sequence[str], c: float, weights: np.ndarray | None, seed: int):
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    lr.fit(x, list(y), sample_weight=weights)
-    return lr
+    return fit_logreg(x, list(y), c, weights=weights, seed=seed)
 
 
 def _log_loss(lr, x: np.ndarray, y: Sequence[str]) -> float:

@@ -4,7 +4,9 @@
   regression) and save the adapter with its classification head, tokenizer and manifest;
 * :class:`Predictor` — reload a saved run and predict / score / generate;
 * :func:`evaluate` — the same recipe on seed-only vs seed + augmented data over k repeats;
-* :func:`load_training_data` — an expand output as a ``datasets.Dataset``.
+* :func:`load_training_data` — an expand output as a ``datasets.Dataset``;
+* :mod:`finetune.recipes` — the Recipe protocol (defaults, fit, save, load, predict, score) and the
+  registry of the classifier, sft, embedding and setfit recipes that the above dispatch to.
 
 torch, transformers and peft are imported inside the functions that need them.
 """

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.classifiers import LOGREG_C, fit_logreg, logreg_logits
 from augment.record import CLASSIFICATION
 
 from .data import Examples
@@ -72,25 +73,18 @@ def encode(spec: str, texts: list[str]) -> np.ndarray:
 
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
-FALLBACK_C = 10.0  # augment.classifiers' fixed C, used when there is nothing to choose on
+FALLBACK_C = LOGREG_C  # augment.classifiers' fixed C, used when there is nothing to choose on
 MAX_FOLDS = 5
 
 
 def _fit_lr(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, c: float, seed: int):
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    lr.fit(x, y, sample_weight=w)
-    return lr
+    return fit_logreg(x, y, c, weights=w, seed=seed)
 
 
 def _lr_logits(lr, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Raw logits over all ``n_classes`` (a class missing from the fit gets -inf)."""
-    scores = lr.decision_function(x)
-    if scores.ndim == 1:  # sklearn keeps one column for binary problems
-        scores = np.stack([-scores / 2, scores / 2], axis=1)
     out = np.full((len(x), n_classes), -np.inf)
-    out[:, lr.classes_] = scores
+    out[:, lr.classes_] = logreg_logits(lr, x)
     return out
 
 
