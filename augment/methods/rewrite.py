@@ -172,11 +172,8 @@ class RewriteMethod(SeedMethod):
         self.rewriter: Rewriter | None = None
         self._language = "en"
 
-    def _kind(self, language: str) -> str:
-        """The backend ``auto`` stands for."""
-        raise NotImplementedError
-
     def _build_rewriter(self, kind: str, ctx: RunContext, **settings: Any) -> Rewriter:
+        """The adapter for ``kind`` (``settings``: per adapter, what only this method gives it)."""
         c = self.config
         if kind in MODEL_BACKENDS:
             return Seq2SeqRewriter(
@@ -231,7 +228,7 @@ class RewriteMethod(SeedMethod):
 
 @dataclass
 class _Hop:
-    """One back-translation through one pivot chain: its place among the n slots and its decoding."""
+    """One pivot chain of a back-translation and its place among the n slots."""
 
     chain: list[str]
     k: int  # candidates this chain makes
