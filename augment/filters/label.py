@@ -62,7 +62,7 @@ class LabelConsistencyFilter(FilterStep):
 
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
         model = self._fit(ctx)
-        if model is None:
+        if model is None or not candidates:
             return [Verdict(True, None) for _ in candidates]
         x = np.stack([ctx.candidate_vectors[c.id] for c in candidates])
         proba = model.predict_proba(x)

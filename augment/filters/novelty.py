@@ -27,7 +27,7 @@ class NoveltyFilter(FilterStep):
 
     def __call__(self, candidates: Sequence[Record], ctx: FilterContext) -> list[Verdict]:
         min_novelty = self.config.min_novelty
-        if not len(ctx.seed_vectors):
+        if not len(ctx.seed_vectors) or not candidates:
             return [Verdict(True, None) for _ in candidates]
         x = np.stack([ctx.candidate_vectors[c.id] for c in candidates])
         best = np.empty(len(x))
