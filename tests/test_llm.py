@@ -232,7 +232,8 @@ def test_self_instruct_english_rows_have_lineage(en_si_run, en_subset):
     for r in rows + rejected:
         assert r["method"] == "self_instruct" and r["backend"] == "llama.cpp"
         assert "SmolLM2-135M-Instruct" in r["model"]
-        assert r["params"]["relation"] == "demo" and r["parent_ids"] == r["params"]["demo_ids"]
+        assert r["relation"] == "demo" and "relation" not in r["params"] and r["field"] == "text"
+        assert r["parent_ids"] == r["params"]["demo_ids"]
         assert all(p in seeds for p in r["parent_ids"])
         assert r["label"] == seeds[r["parent_ids"][0]]["label"]  # generated for its anchor's label
     for r in rows:
