@@ -79,6 +79,7 @@ class Outcome:
     model: str | None = None
     parents: tuple[str, ...] = ()  # further parents after the seed (demonstrations)
     failure: tuple[str, str] | None = None
+    slot: int | None = None  # which of the n slots (default: its position); ids hash the slot
 
 
 class _Step:
@@ -149,7 +150,8 @@ class SeedMethod(_Step):
         out: list[Record] = []
         for seed, outcomes in zip(batch, results, strict=True):
             for index, outcome in enumerate(outcomes[:n]):
-                out.append(self.candidate(seed, field, index, outcome))
+                slot = index if outcome.slot is None else outcome.slot
+                out.append(self.candidate(seed, field, slot, outcome))
         return out
 
     def transform_batch(

@@ -17,6 +17,7 @@ rejected candidate (``empty_pivot``, ``empty_output``, ``backend_error``), never
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -320,22 +321,16 @@ class BackTranslateMethod(RewriteMethod):
             index += k
         return hops
 
-    def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
-        """The base loop, with each candidate in its pivot's slots: a pivot whose backend gives fewer
-        than its share (Apertium: one) leaves its other slots empty, so slots (and ids) do not shift."""
-        self._ready()
-        if self.uses_llm and self.ctx is not None and self.ctx.budget.stop(self.name):
-            return []
-        return [
-            self.candidate(seed, field, index, outcome)
-            for seed, slots in zip(batch, self._slots(batch, field, n, run_seed), strict=True)
-            for index, outcome in slots
-        ]
-
     def transform_batch(
         self, batch: Sequence[Record], field: str, n: int, run_seed: int
     ) -> list[list[Outcome]]:
-        return [[o for _, o in slots] for slots in self._slots(batch, field, n, run_seed)]
+        """Each candidate in its pivot's slots: a pivot whose backend gives fewer than its share
+        (Apertium: one) leaves its other slots empty, so slots (and ids) do not shift."""
+        self._ready()
+        return [
+            [dataclasses.replace(o, slot=index) for index, o in slots]
+            for slots in self._slots(batch, field, n, run_seed)
+        ]
 
     def _slots(
         self, batch: Sequence[Record], field: str, n: int, run_seed: int
