@@ -234,6 +234,7 @@ def test_dry_run_loads_nothing(tmp_path):
     assert m._mlm is None and m.plan([], "text", 2) == {}
 
 
+@pytest.mark.models  # goes as far as transformers' loader
 def test_missing_model_is_one_clear_error(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(AugmentError) as info:

@@ -140,6 +140,7 @@ def test_t5_paraphraser_on_ctranslate2(models, tmp_path, monkeypatch):
     assert len(outs) == 6 and all(len(r) == 2 for r in outs)
 
 
+@pytest.mark.models  # goes as far as transformers' and CTranslate2's loaders
 def test_missing_model_is_one_clear_error(tmp_path):
     with pytest.raises(BackendError, match="could not load seq2seq model"):
         TransformersSeq2Seq(str(tmp_path / "nope"))
@@ -230,7 +231,11 @@ def test_paraphrase_with_a_t5_model(models, zh_seeds_small, tmp_path):
         (["-P", "backtranslate.pivot=de"], "'pivot' (did you mean 'pivots'?)"),
         (["-P", "backtranslate.pivots=[zh]"], "contains the source language"),
         (["-P", "backtranslate.backend=moses"], "backend must be one of"),
-        (["-P", "backtranslate.model=/nonexistent/mt"], "could not load seq2seq model '/nonexistent/mt'"),
+        pytest.param(
+            ["-P", "backtranslate.model=/nonexistent/mt"],
+            "could not load seq2seq model '/nonexistent/mt'",
+            marks=pytest.mark.models,  # goes as far as transformers' loader
+        ),
         (["-P", "backtranslate"], "expected METHOD.KEY=VALUE"),
     ],
 )
@@ -260,6 +265,7 @@ def test_paraphrase_on_a_model_backend_needs_a_model(zh_seeds_small, tmp_path):
 
 # -- Apertium (English default) -------------------------------------------------------------------
 @needs_apertium
+@pytest.mark.models  # the default embedder filters the rows
 def test_apertium_round_trip_is_the_english_default(tmp_path):
     rows = read_jsonl(EN_CLINIC / "seeds.jsonl")[:10]
     seeds = write_jsonl(tmp_path / "seeds.jsonl", rows)
@@ -300,6 +306,7 @@ def test_apertium_keeps_one_line_per_text():
 
 
 # -- LLM (Chinese default) ---------------------------------------------------------------------------
+@pytest.mark.models
 def test_llm_backtranslation_and_paraphrase_for_chinese(tmp_path):
     """The embedded multilingual LLM (Gemma-3-270m via llama.cpp) translates zh -> en -> zh and paraphrases."""
     rows = read_jsonl(ZH_BANK / "seeds.jsonl")[:3]
