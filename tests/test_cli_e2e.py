@@ -77,7 +77,7 @@ def test_generated_rows_descend_from_seeds_and_passed_every_filter(run):
         assert row["method"] in methods
         assert row["backend"] == methods[row["method"]]["backend"] and isinstance(row["random_seed"], int)
         assert row["model"] == methods[row["method"]]["model"]
-        assert row["params"]["field"] == "text"
+        assert row["field"] == "text" and "field" not in row["params"]  # a typed lineage key (issue 10)
         assert set(SCORING) <= set(row["scores"]), row
         assert th["min_similarity"] <= row["scores"]["similarity"] <= th["max_similarity"]
         assert row["scores"]["dedup"] < th["near_duplicate"]
