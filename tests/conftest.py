@@ -74,6 +74,11 @@ MODEL_TESTS = {
     "test_filter_cli.py::test_filter_rows_from_another_tool",  # the default embedder
     "test_filter_cli.py::test_filter_with_an_embedder_that_cannot_load_leaves_no_folder",  # tries one
     "test_finetune_heads.py::test_setfit_round_trip_on_minilm",  # trains MiniLM
+    # fine-tuning trains heads, cross-validated: seconds each (evaluate: about 20 s of CPU)
+    "test_finetune_heads.py::test_evaluate_reports_paired_deltas",
+    "test_finetune_heads.py::test_cli_weight_options",
+    "test_finetune_heads.py::test_zero_weight_rows_do_not_change_the_head",
+    "test_finetune_heads.py::test_embedding_head_chooses_c_by_cross_validation",
     "test_credentials.py::test_password_in_base_url_is_sent_as_basic_auth_and_never_written",  # subprocess
 }
 
