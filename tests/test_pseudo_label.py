@@ -1,4 +1,5 @@
-"""Pseudo-labelling and the calibrated embedding classifiers, on the real embedders."""
+"""Pseudo-labelling and the calibrated embedding classifiers, on the real embedders (the gate's
+quota, agreement and rounds logic on the model-free hashing embedder)."""
 
 from __future__ import annotations
 
@@ -101,9 +102,9 @@ def test_pseudo_labels_on_a_hidden_half_are_mostly_right(folder, lang, minimum, 
             assert r.rejection.code in ("low_confidence", "disagreement", "over_quota")
 
 
-def test_quota_and_agreement_gate(zh_emb):
+def test_quota_and_agreement_gate(hashing_embedder):
     seeds, pool, _ = _half_split(ZH_BANK)
-    emb = zh_emb
+    emb = hashing_embedder
     strict = build_method("pseudo_label", {"per_class": 1, "rounds": 1, "agree": 3, "threshold": 0.5})
     strict.setup(RunContext(seeds=seeds, language="zh", pool=pool))
     out = strict.label_pool(pool, seeds, "text", emb, 13)
@@ -113,9 +114,9 @@ def test_quota_and_agreement_gate(zh_emb):
     assert Counter(r.rejection.code for r in out if r.rejection)["over_quota"] > 0
 
 
-def test_more_rounds_accept_more(zh_emb):
+def test_more_rounds_accept_more(hashing_embedder):
     seeds, pool, _ = _half_split(ZH_BANK)
-    emb = zh_emb
+    emb = hashing_embedder
     counts = []
     for rounds in (1, 3):
         m = build_method("pseudo_label", {"rounds": rounds, "per_class": 2})
