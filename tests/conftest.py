@@ -106,6 +106,9 @@ _MODEL_ENTRY_POINTS = (
     ("augment.seq2seq", "TransformersSeq2Seq", ("__init__",)),
     ("augment.seq2seq", "CTranslate2Seq2Seq", ("__init__",)),
     ("augment.methods.contextual", "_load", ()),
+    ("finetune.classifier", "load_backbone", ()),
+    ("finetune.classifier", "load", ()),
+    ("finetune.sft", "load_backbone", ()),
 )
 
 
