@@ -88,14 +88,16 @@ def register_filter(name: str, config: type, *, summary: str = "") -> Callable[[
     return _register("filter", name, config, summary)
 
 
-def _load_builtins() -> None:
-    from . import filters as _filters  # noqa: F401  (registers the built-in filters)
-    from . import methods as _methods  # noqa: F401  (registers the built-in methods)
+def _load_builtins(kind: str) -> None:
+    """Import the package of a kind's built-in steps (importing registers them)."""
+    import importlib
+
+    importlib.import_module(f"augment.{kind}s")
 
 
 def specs(kind: str) -> list[StepSpec]:
     """Every registered step of a kind, by name."""
-    _load_builtins()
+    _load_builtins(kind)
     return sorted((s for (k, _), s in _REGISTRY.items() if k == kind), key=lambda s: s.name)
 
 
@@ -105,7 +107,7 @@ def names(kind: str) -> list[str]:
 
 def spec(kind: str, name: str) -> StepSpec:
     """The spec of ``name``; an unknown name is a ConfigError with a close-match hint."""
-    _load_builtins()
+    _load_builtins(kind)
     if (kind, name) not in _REGISTRY:
         known = names(kind)
         close = difflib.get_close_matches(name, known, n=1)

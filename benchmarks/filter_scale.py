@@ -78,7 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=int, default=[25000, 50000, 100000])
     args = ap.parse_args()
-    from augment.filters import DedupFilter, FilterContext, LabelConsistencyFilter, seed_baseline
+    from augment.filters import FilterContext, make_filter, seed_baseline
 
     print(
         "| candidates | dedup s | label s | total s | kept | dropped: exact / text-near / emb-near / label | peak RSS MB (growth) |"
@@ -92,10 +92,10 @@ def main() -> None:
         ctx.candidate_vectors = {c.id: v for c, v in zip(cands, vecs, strict=True)}
         before = rss_mb()
         t0 = time.perf_counter()
-        verdicts = DedupFilter(language="zh")(cands, ctx)
+        verdicts = make_filter("dedup", language="zh")(cands, ctx)
         t1 = time.perf_counter()
         survivors = [c for c, v in zip(cands, verdicts, strict=True) if v.keep]
-        label_v = LabelConsistencyFilter()(survivors, ctx)
+        label_v = make_filter("label")(survivors, ctx)
         t2 = time.perf_counter()
         codes = [v.code for v in verdicts if not v.keep]
         exact = sum(c.startswith("exact") for c in codes)
