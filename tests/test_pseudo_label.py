@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from conftest import EN_CLINIC, ZH_BANK, invoke, read_jsonl
 
-from augment.context import RunContext
 from augment.classifiers import EmbeddingClassifier, margin_for
+from augment.context import RunContext
+from augment.embedcache import CachedEmbedder
 from augment.errors import ConfigError
 from augment.methods import build_method
-from augment.embedcache import CachedEmbedder
 from augment.record import seed_record
 
 
