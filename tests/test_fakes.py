@@ -113,3 +113,18 @@ def test_self_instruct_runs_on_the_fake(fake_generator, zh_seeds, chat):
     kept = [r for r in out if r.rejection is None]
     assert kept and all(r.method == "self_instruct" for r in out)
     assert all(r.fields["text"] not in {s.fields["text"] for s in zh_seeds} for r in kept)
+
+
+def test_expand_with_llm_methods_runs_model_free(fake_generator, zh_subset, tmp_path):
+    """The whole pipeline with LLM methods, on the fake generator and the hashing embedder."""
+    from conftest import invoke, read_jsonl
+
+    out = tmp_path / "out"
+    args = ["--methods", "self_instruct,paraphrase", "-P", "paraphrase.backend=llm", "--n-per-seed", "2"]
+    result = invoke(["expand", zh_subset, *args, "--recipe", "off", "--embedder", "hashing", "-o", out])
+    assert result.exit_code == 0, (result.output, result.exception)
+    rows = read_jsonl(out / "augmented.jsonl") + read_jsonl(out / "rejected.jsonl")
+    made = {r["method"] for r in rows if r["origin"] != "seed"}
+    assert {"self_instruct", "paraphrase"} <= made
+    assert fake_generator.calls > 0 and len(fake_generator.loads) >= 1
+    assert all(r["model"] == "fake-llm" for r in rows if r.get("method") == "self_instruct")
