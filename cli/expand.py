@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import apply, config_option, data_options, filter_options, generator_options
+from .options import config_option, data_options, filter_options, generator_options
 
 # flag name -> path in the config dict; a flag given on the command line overrides the YAML file
 FLAG_PATHS: dict[str, tuple[str, ...]] = {
@@ -88,7 +88,6 @@ def resolve_config(config_file: str | None, flags: dict[str, Any], params: tuple
     return ExpandConfig.from_dict(merge(data, overrides))
 
 
-_apply = apply  # old private name: cli/finetune.py imports it until it uses cli.options
 
 
 @click.command("expand")
