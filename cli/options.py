@@ -217,8 +217,7 @@ def generator_options(fn: Callable) -> Callable:
     )
 
 
-# `augment finetune`, `predict` and `evaluate` (cli/finetune.py still declares its own copies of these
-# two bundles; they move here when that file switches to `from .options import ...`)
+# `augment finetune`, `predict` and `evaluate`
 COLUMN_FLAGS = (
     "text_column", "text_pair_column", "label_column", "instruction_column", "input_column", "output_column",
 )  # fmt: skip
