@@ -124,7 +124,7 @@ def persistent(embedder: Any, root: Path | None = None) -> Any:
     if not enabled():
         return embedder
     if root is None:
-        from .wordnet import cache_dir
+        from .cache import cache_dir
 
         root = cache_dir()
     try:

@@ -355,7 +355,7 @@ def _run_recipe(
 
 def _response_cache(config: ExpandConfig):
     from .generators import ResponseCache
-    from .wordnet import cache_dir
+    from .cache import cache_dir
 
     return ResponseCache(cache_dir() / "responses.sqlite") if config.generator.cache else None
 

@@ -318,7 +318,7 @@ def ctranslate2_folder(model: str, quantization: str, *, revision: str | None = 
         )
     from filelock import FileLock
 
-    from .wordnet import cache_dir
+    from .cache import cache_dir
 
     name = Path(model).name if Path(model).is_dir() else model.replace("/", "--")
     target = (

@@ -2,7 +2,7 @@
 
 An option that sets a config field is declared with :func:`config_option`: its ``--help`` line is the
 field's ``metadata["help"]`` and its default, both read from the dataclass (``augment/config.py``,
-``augment/generators.py``, ``finetune/config.py``), so help and behaviour cannot drift apart. The
+``augment/generators/``, ``finetune/config.py``), so help and behaviour cannot drift apart. The
 flag itself still defaults to ``None`` ("not given"), so a YAML file can set the value and a given
 flag overrides it. The dataclass is imported only when help is shown: importing this module (and so
 ``augment --help``) loads click alone.
