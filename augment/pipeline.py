@@ -354,8 +354,8 @@ def _run_recipe(
 
 
 def _response_cache(config: ExpandConfig):
-    from .generators import ResponseCache
     from .cache import cache_dir
+    from .generators import ResponseCache
 
     return ResponseCache(cache_dir() / "responses.sqlite") if config.generator.cache else None
 

@@ -26,10 +26,10 @@ def main() -> None:
     ap.add_argument("--pool-size", type=int, default=600)
     args = ap.parse_args()
 
+    from augment.embedcache import CachedEmbedder
     from augment.embedders import load_embedder, resolve_embedder_spec
     from augment.language import detect_language
     from augment.methods.pseudo_label import PseudoLabelMethod
-    from augment.embedcache import CachedEmbedder
     from augment.record import seed_record
 
     settings = {
