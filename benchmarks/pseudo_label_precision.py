@@ -26,10 +26,11 @@ def main() -> None:
     ap.add_argument("--pool-size", type=int, default=600)
     args = ap.parse_args()
 
+    from augment.context import RunContext
     from augment.embedcache import CachedEmbedder
     from augment.embedders import load_embedder, resolve_embedder_spec
     from augment.language import detect_language
-    from augment.methods.pseudo_label import PseudoLabelMethod
+    from augment.methods import build_method
     from augment.record import seed_record
 
     settings = {
@@ -53,8 +54,8 @@ def main() -> None:
             for k in range(args.splits):  # split 0 is train.jsonl, the others splits/train_K.jsonl
                 split = root / "splits" / f"train_{k}.jsonl" if k else root / "train.jsonl"
                 seeds = [seed_record("classification", {"text": r["text"]}, r["label"]) for r in read(split)]
-                m = PseudoLabelMethod("pseudo_label", {"per_class": 10**6, **params})
-                m.setup(seeds, lang)
+                m = build_method("pseudo_label", {"per_class": 10**6, **params})
+                m.setup(RunContext(seeds=seeds, language=lang, pool=pool))
                 out = m.label_pool(pool, seeds, "text", emb, 13)
                 acc = [r for r in out if r.rejection is None]
                 taken.append(len(acc))
