@@ -234,10 +234,45 @@ def recipe_lines(r: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+LOW_YIELD = 0.1  # a run that keeps less than this fraction of its candidates says why
+
+# the first drop reason's stage (or stage:code) -> what would keep more of those rows
+REMEDIES = {
+    "similarity:below_min": "--min-similarity (lower it) keeps looser rewrites",
+    "similarity:above_max": "--max-similarity (raise it) keeps rows closer to their parent",
+    "dedup": "--near-duplicate / --minhash-threshold (raise them) keep closer variants",
+    "label": "--label-margin (lower it) keeps rows the seed classifier is less sure of",
+    "novelty": "--min-novelty (lower it)",
+    "quality": "filters.min_length_ratio / max_length_ratio in a config file (augment list filters)",
+    "script": "--language, if the detected language is wrong",
+    "recipe": "--recipe off keeps every row the filters pass (a dev file, --dev, makes the choice surer)",
+    "pseudo_label": "-P pseudo_label.threshold=0.6 (a lower confidence gate)",
+    "generate": "the method's model or parameters (rejected.jsonl's reason_detail says what failed)",
+}
+
+
+def low_yield_lines(manifest: Mapping[str, Any], reasons: Mapping[str, Mapping[str, int]]) -> list[str]:
+    """When a run keeps almost nothing: the top reasons and the flag that would change each."""
+    counts = manifest["counts"]
+    made, kept = counts["candidates"], counts["kept"]
+    if made == 0 or kept >= LOW_YIELD * made:
+        return []
+    total: dict[str, int] = {}
+    for per in reasons.values():
+        for k, v in per.items():
+            total[k] = total.get(k, 0) + v
+    lines = ["", f"kept only {kept} of {made} candidates ({kept / made:.0%}); most were dropped by:"]
+    for key, n in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:3]:
+        remedy = REMEDIES.get(key) or REMEDIES.get(key.split(":")[0], "")
+        lines.append(f"  {key} {n}" + (f": {remedy}" if remedy else ""))
+    return lines
+
+
 def summary(manifest: Mapping[str, Any], rejected: Iterable[Any], out_dir: Path | str) -> str:
     """The text `augment expand` and `augment filter` print: the per-method table, the recipe's
     choice, and where the three outputs are."""
-    rows = summary_rows(manifest, drop_reasons(rejected))
+    reasons = drop_reasons(rejected)
+    rows = summary_rows(manifest, reasons)
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = []
     for r in rows:
@@ -246,6 +281,7 @@ def summary(manifest: Mapping[str, Any], rejected: Iterable[Any], out_dir: Path 
     out = Path(out_dir)
     counts = manifest["counts"]
     lines.extend(recipe_lines(manifest.get("recipe") or {}))
+    lines.extend(low_yield_lines(manifest, reasons))
     lines.append("")
     lines.append(
         f"{manifest['task']}, language {manifest['language']['used']}, embedder "
