@@ -77,12 +77,15 @@ def expand(
     dev_path: str | Path | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    test_path: str | Path | None = None,
 ) -> ExpandResult:
     """Expand a seed file into ``out_dir/augmented.jsonl``, ``rejected.jsonl`` and ``manifest.json``.
 
     ``dev_path``: labelled rows the recipe scores its choices on (never written to the output);
-    without it the recipe cross-validates on the seeds (``config.recipe``). The output folder is
-    locked while the run writes there (:class:`RunLock`)."""
+    without it the recipe cross-validates on the seeds (``config.recipe``). ``test_path``: evaluation
+    rows; the decontaminate filter runs first and rejects candidates and pool rows that copy one
+    (never written to the output). The output folder is locked while the run writes there
+    (:class:`RunLock`)."""
     locks: list[RunLock] = []
     try:
         return _expand(
@@ -94,6 +97,7 @@ def expand(
             overwrite=overwrite,
             resume=resume,
             locks=locks,
+            test_path=test_path,
         )
     finally:
         for lock in locks:
@@ -108,6 +112,29 @@ def _load_inputs(path: str | Path, role: str, notes: list[dict[str, Any]], confi
         logger.info("%s: %s", note["file"], note["message"])
         notes.append({"input": role, **note})
     return result
+
+
+def _load_test(
+    path: str | Path | None, task: str, seeds: Sequence[Record], notes: list[dict[str, Any]], config: ExpandConfig
+) -> list[Record]:
+    """The --test/--eval rows (read like the seeds), for the decontaminate filter only: never written
+    out. Seeds that copy a test row stay (they are the user's), with a warning and a data note."""
+    if path is None:
+        return []
+    from .language import normalise
+
+    _, rows = _load_inputs(path, "test", notes, config, task=task, labelled=True)
+    first = DEFAULT_FIELDS[task][0]
+    keys = {normalise(r.fields.get(first, "")) for r in rows}
+    same = [s for s in seeds if normalise(s.fields.get(first, "")) in keys]
+    if same:
+        message = (
+            f"{len(same)} of {len(seeds)} seeds have the text of a test row: they stay in the output, "
+            "and the test score will look better than it is"
+        )
+        logger.warning("%s: %s", path, message)
+        notes.append({"input": "test", "file": str(path), "code": "test_overlaps_seeds", "message": message})
+    return rows
 
 
 def _fields_and_language(config: ExpandConfig, task: str, seeds: Sequence[Record]) -> tuple[list[str], str, str]:
@@ -131,6 +158,7 @@ def _expand(
     overwrite: bool,
     resume: bool,
     locks: list[RunLock],
+    test_path: str | Path | None = None,
 ) -> ExpandResult:
     from . import __version__
     from .methods import build_method
@@ -163,6 +191,7 @@ def _expand(
         if note is not None:
             logger.warning("%s: %s", path, note["message"])
             notes.append({"input": role, **note})
+    test = _load_test(test_path, task, seeds, notes, config)
     fields, detected, language = _fields_and_language(config, task, seeds)
     timings["load"] = round(time.perf_counter() - t, 3)
 
@@ -195,6 +224,8 @@ def _expand(
         inputs["pool"] = _input_info(Path(pool_path), len(pool))
     if dev_path is not None:
         inputs["dev"] = _input_info(Path(dev_path), len(dev))
+    if test_path is not None:
+        inputs["test"] = _input_info(Path(test_path), len(test))
     fingerprint = stable_hash(
         __version__,
         config.semantic_dict(),
@@ -255,7 +286,9 @@ def _expand(
         timings["generate"][method.name] = round(time.perf_counter() - t, 3)
 
     # 4. filter
-    kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
+    kept, rejected, filter_info = run_filters(
+        seeds, candidates, fields, language, config, embedder, timings, eval_rows=test
+    )
 
     # 5. keep what helps a model: the recipe, scored on dev or by cross-validation
     recipe_info: dict[str, Any] = {"mode": recipe_mode, "why": recipe_why}
@@ -425,12 +458,19 @@ def run_filters(
     config: ExpandConfig,
     embedder: Any,
     timings: dict[str, Any],
+    *,
+    eval_rows: Sequence[Record] = (),
 ) -> tuple[list[Record], list[Record], dict[str, Any]]:
-    """Run the configured chain per field; the first failure is the candidate's reason."""
-    from .filters import build_chain
+    """Run the configured chain per field; the first failure is the candidate's reason. With
+    ``eval_rows`` (--test/--eval) the decontaminate filter runs first."""
+    from .filters import build_chain, make_filter
 
     fc = config.filters
     chain = build_chain(fc, language, seed=config.seed)
+    if eval_rows:
+        chain = [f for f in chain if f.name != "decontaminate"]
+        first = make_filter("decontaminate", fc.step_config("decontaminate"), language=language, seed=config.seed)
+        chain.insert(0, first)
     rejected = [c for c in candidates if c.rejection is not None]
     alive = [c for c in candidates if c.rejection is None]
     per_filter: dict[str, float] = {}
@@ -443,6 +483,9 @@ def run_filters(
         seed_vecs = embedder.encode([s.fields.get(f, "") for s in seeds])
         ctx = FilterContext(seeds=seeds, field=f, seed_vectors=seed_vecs)
         ctx.baseline = baselines[f] = round(seed_baseline(seed_vecs, seed=config.seed), 4)
+        if eval_rows and pending:
+            ctx.eval_texts = [t for t in (r.fields.get(f, "") for r in eval_rows) if t.strip()]
+            ctx.eval_vectors = embedder.encode(list(ctx.eval_texts)) if ctx.eval_texts else None
         t_embed += time.perf_counter() - t
         for flt in chain:
             if not pending:
@@ -488,8 +531,10 @@ def filter_file(
     config: ExpandConfig | None = None,
     *,
     overwrite: bool = False,
+    test_path: str | Path | None = None,
 ) -> ExpandResult:
     """Run the filter chain on any candidate file against reference seeds (``augment filter``).
+    ``test_path``: evaluation rows that candidates must not copy (the decontaminate filter, first).
 
     Candidates written by `augment expand` keep their lineage (parents, method, model). Rows from
     another tool are read like seeds (same columns) and become candidates of method ``external``
@@ -498,7 +543,8 @@ def filter_file(
     locks: list[RunLock] = []
     try:
         return _filter_file(
-            candidates_path, reference_path, out_dir, config, overwrite=overwrite, locks=locks
+            candidates_path, reference_path, out_dir, config, overwrite=overwrite, locks=locks,
+            test_path=test_path,
         )
     finally:
         for lock in locks:  # the lock file is the only thing `filter` keeps in OUT/.work
@@ -514,6 +560,7 @@ def _filter_file(
     *,
     overwrite: bool,
     locks: list[RunLock],
+    test_path: str | Path | None = None,
 ) -> ExpandResult:
     from .io import read_rows
 
@@ -547,16 +594,24 @@ def _filter_file(
             )
             for r in rows
         ]
+    notes: list[dict[str, Any]] = []
+    test = _load_test(test_path, task, seeds, notes, config)
     fields, detected, language = _fields_and_language(config, task, seeds)
     timings["load"] = round(time.perf_counter() - t, 3)
     embedder = _embedder(config, language, timings)  # before the folder: a failed load leaves none
     claim(out, locks, clear=overwrite)
-    kept, rejected, filter_info = run_filters(seeds, candidates, fields, language, config, embedder, timings)
+    kept, rejected, filter_info = run_filters(
+        seeds, candidates, fields, language, config, embedder, timings, eval_rows=test
+    )
+    inputs = {
+        "reference": _input_info(Path(reference_path), len(seeds)),
+        "candidates": _input_info(Path(candidates_path), len(candidates)),
+    }
+    if test_path is not None:
+        inputs["test"] = _input_info(Path(test_path), len(test))
     manifest = {
-        "inputs": {
-            "reference": _input_info(Path(reference_path), len(seeds)),
-            "candidates": _input_info(Path(candidates_path), len(candidates)),
-        },
+        "inputs": inputs,
+        **({"data_notes": notes} if notes else {}),
         "task": task,
         "language": {"used": language, "detected": detected, "configured": config.language},
         "fields": fields,

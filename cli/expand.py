@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import config_option, data_options, filter_options, generator_options
+from .options import config_option, data_options, filter_options, generator_options, test_option
 
 # flag name -> path in the config dict; a flag given on the command line overrides the YAML file
 FLAG_PATHS: dict[str, tuple[str, ...]] = {
@@ -108,6 +108,7 @@ def resolve_config(config_file: str | None, flags: dict[str, Any], params: tuple
     help="Labelled dev rows (same columns): the recipe keeps what raises a proxy learner's dev score. "
     "Never written to the output.",
 )
+@test_option
 @config_option(
     "--recipe",
     field="recipe.mode",
@@ -150,7 +151,7 @@ def resolve_config(config_file: str | None, flags: dict[str, Any], params: tuple
     "--resume", is_flag=True, help="Finish an interrupted run in OUT, reusing its finished batches."
 )
 def expand_command(
-    seeds, out, config_file, pool, dev, params, dump_config, dry_run, overwrite, resume, no_cache, **flags
+    seeds, out, config_file, pool, dev, test, params, dump_config, dry_run, overwrite, resume, no_cache, **flags
 ) -> None:
     """Expand the labelled rows in SEEDS into a larger, filtered set in OUT.
 
@@ -179,5 +180,7 @@ def expand_command(
     from augment.pipeline import expand
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    result = expand(seeds, out, config, pool_path=pool, dev_path=dev, overwrite=overwrite, resume=resume)
+    result = expand(
+        seeds, out, config, pool_path=pool, dev_path=dev, overwrite=overwrite, resume=resume, test_path=test
+    )
     click.echo(report.summary(result.manifest, result.rejected, result.out_dir))

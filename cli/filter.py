@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .expand import resolve_config
-from .options import config_option, data_options, filter_options
+from .options import config_option, data_options, filter_options, test_option
 
 
 @click.command("filter")
@@ -21,10 +21,11 @@ from .options import config_option, data_options, filter_options
 )
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @data_options
+@test_option
 @filter_options
 @config_option("--seed", field="seed", type=int)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
-def filter_command(candidates, reference, out, config_file, overwrite, **flags) -> None:
+def filter_command(candidates, reference, out, config_file, test, overwrite, **flags) -> None:
     """Filter CANDIDATES (an `augment expand` output, or text+label rows from any tool)
     against the seeds in --reference, writing the same three outputs as `augment expand`.
 
@@ -35,5 +36,5 @@ def filter_command(candidates, reference, out, config_file, overwrite, **flags) 
     from augment.pipeline import filter_file
 
     config = resolve_config(config_file, flags)
-    result = filter_file(candidates, reference, out, config, overwrite=overwrite)
+    result = filter_file(candidates, reference, out, config, overwrite=overwrite, test_path=test)
     click.echo(report.summary(result.manifest, result.rejected, result.out_dir))

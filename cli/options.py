@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any, get_type_hints
 
 import click
@@ -163,6 +164,18 @@ def data_options(fn: Callable) -> Callable:
             config_option("--encoding", field="data.encoding"),
         ],
     )
+
+
+def test_option(fn: Callable) -> Callable:
+    """``--test/--eval FILE`` on `expand` and `filter`: evaluation rows no output row may copy."""
+    return click.option(
+        "--test",
+        "--eval",
+        "test",
+        type=click.Path(path_type=Path),
+        help="Evaluation rows (same columns as the seeds): candidates and pool rows that are an exact, "
+        "n-gram or embedding near copy of one are rejected (decontaminate:*). Never written to the output.",
+    )(fn)
 
 
 def filter_options(fn: Callable) -> Callable:

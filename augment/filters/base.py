@@ -28,6 +28,9 @@ class FilterContext:
     seed_vectors: np.ndarray
     candidate_vectors: dict[str, np.ndarray] = field(default_factory=dict)
     baseline: float = 0.0  # median cosine between two different seeds
+    # the --test/--eval rows' texts in this field and their embeddings (the decontaminate filter)
+    eval_texts: Sequence[str] = ()
+    eval_vectors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.seed_index = {s.id: i for i, s in enumerate(self.seeds)}
