@@ -447,6 +447,9 @@ def write_outputs(
     timings["write"] = round(time.perf_counter() - t, 3)
     full = manifest_for(out, seeds, candidates, kept, rejected, config.to_dict(), manifest, started, timings)
     write_atomic(out / "manifest.json", json.dumps(full, ensure_ascii=False, indent=2) + "\n")
+    from .html_report import write_after_run  # report.html; a report that fails only logs a warning
+
+    write_after_run(out)
     return ExpandResult(out_dir=out, seeds=seeds, kept=kept, rejected=rejected, manifest=full)
 
 

@@ -11,6 +11,7 @@ from .expand import expand_command
 from .filter import filter_command
 from .finetune import evaluate_command, finetune_command, predict_command
 from .models import models_command
+from .report import report_command
 from .select import select_command
 from .steps import list_command
 
@@ -51,6 +52,7 @@ cli.add_command(predict_command)
 cli.add_command(evaluate_command)
 cli.add_command(models_command)
 cli.add_command(list_command)
+cli.add_command(report_command)
 cli.add_command(select_command)
 
 if __name__ == "__main__":  # pragma: no cover
