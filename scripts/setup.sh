@@ -21,13 +21,17 @@ apt_packages=()
 # early and apertium dies of SIGPIPE, which made every run reinstall the packages)
 apertium_modes=$(command -v apertium >/dev/null 2>&1 && apertium -l 2>/dev/null || true)
 grep -qx ' *eng-spa' <<<"$apertium_modes" || apt_packages+=(apertium apertium-eng-spa)
+# headless Chromium and a CJK font: the browser test of report.html (tests/test_html_report.py) and its
+# screenshot with Chinese text; without them that test is skipped
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || apt_packages+=(fonts-noto-cjk)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "installing Debian packages: ${apt_packages[*]}"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}") >/dev/null \
-      || log "could not install ${apt_packages[*]}: synonym / Apertium back-translation will be unavailable"
+      || log "could not install ${apt_packages[*]}: synonym / Apertium back-translation (or the report's browser test) will be unavailable"
   else
-    log "missing Debian packages (sudo apt-get install ${apt_packages[*]}): synonym / Apertium back-translation unavailable"
+    log "missing Debian packages (sudo apt-get install ${apt_packages[*]}): synonym / Apertium back-translation (or the report's browser test) unavailable"
   fi
 fi
 
