@@ -29,7 +29,7 @@ from .config import TrainConfig
 from .data import Examples, read_examples, select
 from .metrics import format_table, mean_std, paired_deltas
 from .splits import against, holdout
-from .train import fit, package_versions, plan
+from .train import fit, package_versions, plan, warn_test_overlap
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def evaluate(
     if not any(r.origin != SEED for r in examples.rows):
         raise DataError(f"{examples.path}: no augmented rows to compare with (run `augment expand` first)")
     test_set = read_examples(test, columns, task=examples.task) if test is not None else None
+    if test_set is not None:
+        warn_test_overlap(examples, test_set)
     base = plan(examples, config, language=language)  # method and model fixed for every variant
     fixed = dataclasses.replace(config, method=base.method, model=base.model)
     t0 = time.perf_counter()

@@ -92,6 +92,28 @@ def fit(train_set: Examples, dev_set: Examples | None, p: Plan, work_dir: Path) 
     return recipe_for(p.task, p.method).fit(train_set, dev_set, p, work_dir, weights)
 
 
+def _input_key(row: Any, task: str) -> str:
+    """A row's input text (text + pair, or instruction + input), normalised (case, width, spaces,
+    punctuation ignored), for overlap checks."""
+    from augment.language import normalise
+
+    names = ("text", "text_pair") if task == CLASSIFICATION else ("instruction", "input")
+    return "\x1f".join(normalise(row.fields.get(n) or "") for n in names)
+
+
+def warn_test_overlap(examples: Examples, test_set: Examples) -> int:
+    """Count the training rows whose input text is a test row's; warn (one line) when there are any."""
+    keys = {_input_key(r, test_set.task) for r in test_set.rows}
+    n = sum(_input_key(r, examples.task) in keys for r in examples.rows)
+    if n:
+        logger.warning(
+            "%d of %d training rows in %s repeat a test row of %s (same text after normalisation): "
+            "copies leave training, but rerun `augment expand --test %s` to drop near copies too",
+            n, len(examples), examples.path, test_set.path, test_set.path,
+        )  # fmt: skip
+    return n
+
+
 def check_out_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: exists and is not a folder")
@@ -159,6 +181,7 @@ def finetune(
         from .splits import against
 
         test_set = read_examples(test, columns, task=examples.task)
+        warn_test_overlap(examples, test_set)
         split = against(examples, test_set)
         examples, test_excluded = split.train, split.excluded
         if sum(test_excluded.values()):

@@ -130,9 +130,7 @@ class DecontaminateFilter(FilterStep):
             sim = float(best_sim[i])
             if sim >= self.config.eval_similarity:
                 j = int(best_arg[i])
-                detail = (
-                    f"{sim:.3f} >= {self.config.eval_similarity} to test row {j + 1} (cosine {float(raw[i]):.3f})"
-                )
+                detail = f"{sim:.3f} >= {self.config.eval_similarity} to test row {j + 1} (cosine {float(raw[i]):.3f})"
                 out.append(Verdict(False, round(sim, 4), "embedding", detail))
             else:
                 out.append(Verdict(True, round(sim, 4)))
