@@ -834,6 +834,9 @@ def write_after_run(out: Path, embedder: Any = None) -> Path | None:
     """Called at the end of a run: the map and the report, and never an exception (a warning instead,
     and no stale report from an earlier run left in the folder)."""
     try:
+        for name in (REPORT, POINTS):  # temp files of a run killed while writing them
+            for tmp in out.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
         try:
             write_points(out, manifest, embedder)
