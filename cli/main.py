@@ -8,6 +8,7 @@ import click
 
 from .errors import EngineGroup
 from .expand import expand_command
+from .export import export_command
 from .filter import filter_command
 from .finetune import evaluate_command, finetune_command, predict_command
 from .models import models_command
@@ -46,6 +47,7 @@ def cli(verbose: int, quiet: bool) -> None:
 
 
 cli.add_command(expand_command)
+cli.add_command(export_command)
 cli.add_command(filter_command)
 cli.add_command(finetune_command)
 cli.add_command(predict_command)
