@@ -53,6 +53,9 @@ class SelectConfig:
     candidates: float = field(
         default=10.0, metadata={"help": "the most uncertain candidates x budget rows are considered"}
     )
+    density: float = field(
+        default=0.0, metadata={"help": "weight of typicality (closeness to the pool's dense regions; 0: off)"}
+    )
     balance: bool = field(default=True, metadata={"help": "share the budget among the predicted classes"})
     seed: int = field(default=13, metadata={"help": "random seed (classifier folds, ties)"})
 
@@ -63,6 +66,8 @@ class SelectConfig:
             raise ConfigError(f"--uncertainty must be one of {', '.join(MEASURES)}, got {self.uncertainty!r}")
         if self.diversity < 0:
             raise ConfigError(f"--diversity must be >= 0, got {self.diversity}")
+        if self.density < 0:
+            raise ConfigError(f"--density must be >= 0, got {self.density}")
         if self.candidates < 1:
             raise ConfigError(f"--candidates must be >= 1, got {self.candidates}")
 
@@ -78,6 +83,7 @@ class Choice:
     uncertainty: float
     uncertainty_rank: int  # 1 = the most uncertain pool row
     distance: float  # 1 - cosine to the nearest labelled or earlier chosen row, when chosen
+    typicality: float  # 1 = in the densest region of the pool (1 for every row when density is off)
     score: float
     diversity_rank: int = 0  # 1 = the chosen row farthest from the labelled rows and earlier choices
 
@@ -95,6 +101,20 @@ def uncertainty(proba: np.ndarray, measure: str = "margin") -> np.ndarray:
         return np.clip(1.0 - (top2[:, 0] - top2[:, 1]), 0.0, 1.0)
     h = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=1)
     return np.clip(h / np.log(p.shape[1]), 0.0, 1.0)
+
+
+def typicality(x: np.ndarray, rows: np.ndarray, k: int = 10, chunk: int = 1024) -> np.ndarray:
+    """Of ``x[rows]``: 1 / mean cosine distance to its ``k`` nearest other rows of ``x`` (TypiClust's
+    typicality), divided by the largest: 1 = the row in the densest region."""
+    k = max(1, min(k, len(x) - 1))
+    out = np.empty(len(rows))
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        sims = x[part] @ x.T
+        sims[np.arange(len(part)), part] = -np.inf  # not itself
+        near = -np.partition(-sims, k - 1, axis=1)[:, :k]
+        out[start : start + chunk] = 1.0 / np.maximum(1.0 - near.mean(axis=1), 1e-6)
+    return out / out.max() if len(out) else out
 
 
 def class_quotas(predicted: np.ndarray, n_classes: int, budget: int) -> np.ndarray:
@@ -150,12 +170,14 @@ def choose(
         dist = np.ones(len(cand), np.float32)
     dist = np.clip(dist.astype(np.float64), 0.0, 2.0)
     cu = unc[cand]
+    typ = typicality(pool_x.astype(np.float32), cand) if config.density > 0 and n > 1 else np.ones(len(cand))
+    base = cu * typ**config.density
     cpred = pred[cand]
     taken = np.zeros(len(cand), bool)
     count = np.zeros(n_classes, int)
     out: list[Choice] = []
     for rank in range(1, budget + 1):
-        score = cu * dist**config.diversity if config.diversity > 0 else cu.copy()
+        score = base * dist**config.diversity if config.diversity > 0 else base.copy()
         score = np.where(taken, -np.inf, score)
         if config.balance:
             # the class furthest below its share (lowest count/quota; then the lower class index)
@@ -173,6 +195,7 @@ def choose(
                 uncertainty=round(float(cu[j]), 4),
                 uncertainty_rank=int(unc_rank[i]),
                 distance=round(float(dist[j]), 4),
+                typicality=round(float(typ[j]), 4),
                 score=round(float(score[j]), 4),
             )
         )
@@ -211,6 +234,7 @@ def rows_for(texts: Sequence[str], ids: Sequence[str | None], choices: Sequence[
                     "uncertainty_rank": ch.uncertainty_rank,
                     "distance": ch.distance,
                     "diversity_rank": ch.diversity_rank,
+                    "typicality": ch.typicality,
                     "score": ch.score,
                 },
             }
