@@ -298,7 +298,7 @@ def test_existing_output_is_refused_then_overwritten(zh_run, tmp_path):
     assert (out / "rejected.jsonl").read_bytes() == before["rejected.jsonl"]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["counts"] == zh_run.manifest["counts"]
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "report.html", "report_points.json"])
 
 
 def test_instruction_sample(instruction_run):

@@ -128,7 +128,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(inputs, reference, tmp
     m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     if killed:
         assert m["resume"]["seeds_reused"] == reusable, (point, m["resume"])
-    assert sorted(p.name for p in out.iterdir()) == ["augmented.jsonl", "manifest.json", "rejected.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "augmented.jsonl", "manifest.json", "rejected.jsonl", "report.html", "report_points.json"
+    ]
 
 
 def test_second_run_on_the_same_out_is_refused(tmp_path):
