@@ -24,6 +24,11 @@ TASKS = ("auto", "classification", "instruction")
 
 CONFIDENCE = "confidence"
 
+# `augment finetune` without --dev, --dev-fraction or --test holds out this part of the seeds (with
+# their descendants, finetune.splits.holdout) and scores the model on them, so a default run reports
+# a number; the held-out rows only score, they choose nothing (no early stopping, no head C)
+DEFAULT_DEV_FRACTION = 0.2
+
 
 @dataclass
 class TrainConfig:

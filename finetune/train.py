@@ -31,7 +31,7 @@ from augment.errors import ConfigError
 from augment.io import jsonl, write_atomic
 from augment.record import CLASSIFICATION, TASK_FIELDS
 
-from .config import TrainConfig, resolved
+from .config import DEFAULT_DEV_FRACTION, TrainConfig, resolved
 from .data import Examples, read_examples, row_weights, weight_summary
 from .predict import MANIFEST, METRICS
 from .recipes import Fitted, recipe_for
@@ -140,6 +140,26 @@ def _data_info(ex: Examples | None) -> dict[str, Any] | None:
     return info
 
 
+def _default_holdout(examples: Examples, seed: int) -> tuple[Any, dict[str, int] | None]:
+    """The default score-only split (a :class:`~finetune.splits.Split`), or None where the seeds
+    are too few to hold any out."""
+    from augment.errors import DataError
+
+    from .splits import holdout
+
+    try:
+        split = holdout(examples, fraction=DEFAULT_DEV_FRACTION, seed=seed)
+    except DataError as e:
+        logger.warning("no dev rows held out (%s): pass --dev or --test to get a score", e)
+        return None, None
+    logger.info(
+        "no --dev/--test: holding out %d seeds (%.0f%%) and their %d descendants to score the model "
+        "(pass --dev or --test to choose)",
+        len(split.held_out), 100 * DEFAULT_DEV_FRACTION, split.excluded["derived_from_held_out"],
+    )  # fmt: skip
+    return split, split.excluded
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -153,13 +173,17 @@ def finetune(
     config: TrainConfig,
     *,
     dev: str | Path | None = None,
-    dev_fraction: float = 0.0,
+    dev_fraction: float | None = None,
     test: str | Path | None = None,
     columns: DataConfig | None = None,
     language: str = "auto",
     overwrite: bool = False,
 ) -> TrainResult:
-    """Train on DATA, save into OUT, and score the dev and test sets (when given)."""
+    """Train on DATA, save into OUT, and score the dev and test sets (when given).
+
+    Without a dev file, a dev fraction or a test file, :data:`~finetune.config.DEFAULT_DEV_FRACTION`
+    of the seeds (and their descendants) is held out and only scored (``metrics["dev"]``), so that
+    the run reports a number; data with a label of a single seed trains on everything instead."""
     from augment import __version__
 
     out = Path(out)
@@ -176,6 +200,12 @@ def finetune(
 
         split = holdout(examples, fraction=dev_fraction, seed=config.seed)
         examples, dev_set, excluded = split.train, split.held_out, split.excluded
+    score_only = None
+    if dev is None and not dev_fraction and test is None:
+        score_only, excluded = _default_holdout(examples, config.seed)
+        if score_only is not None:
+            examples = score_only.train
+            dev_fraction = DEFAULT_DEV_FRACTION
     test_excluded = None
     if test is not None:
         from .splits import against
@@ -196,6 +226,8 @@ def finetune(
         examples.path, len(examples), p.task, p.language, p.method, p.model,
     )  # fmt: skip
     fitted = fit(examples, dev_set, p, work)
+    if score_only is not None:
+        dev_set = score_only.held_out
     if not fitted.is_main:  # other ranks of a distributed run: rank 0 scores and saves
         return TrainResult(out, {}, {})
     t_eval = time.perf_counter()
@@ -230,7 +262,11 @@ def finetune(
             "used": True,
             "by_origin": weight_summary(examples, weights),
         },
-        "dev_split": {"fraction": dev_fraction, "excluded": excluded} if dev_fraction else None,
+        "dev_split": (
+            {"fraction": dev_fraction, "excluded": excluded, "default": score_only is not None}
+            if dev_fraction
+            else None
+        ),
         "excluded_for_test": test_excluded,
         "metrics": metrics,
         "history": fitted.history,
