@@ -38,7 +38,7 @@ The packaged GGUFs themselves (discovery, assembly, dequantising) are :mod:`augm
 from __future__ import annotations
 
 from ..packaged_gguf import gemma_gguf, qwen_gguf, smollm2_gguf
-from .base import Chat, Completion, Decoding, Generator, GeneratorConfig, Prompt
+from .base import Chat, Completion, Decoding, Generator, GeneratorConfig, Prompt, can_score
 from .defaults import GEMMA_ID, QWEN_ID, SMOLLM2_ID, SPEEDS, default_is_chat, default_model
 from .hf_transformers import TransformersGenerator
 from .llamacpp import LlamaCppGenerator
@@ -63,6 +63,7 @@ __all__ = [
     "Prompt",
     "ResponseCache",
     "TransformersGenerator",
+    "can_score",
     "default_is_chat",
     "default_model",
     "gemma_gguf",

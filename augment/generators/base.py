@@ -89,3 +89,10 @@ def package_version(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
+
+
+def can_score(gen: object) -> bool:
+    """Whether a generator scores continuations (``score(prompt, options) -> list[float]``, the sum of
+    each option's token log-probabilities after the prompt): llama.cpp and transformers do; the
+    OpenAI-compatible backend does not (its answers are generated and parsed instead)."""
+    return callable(getattr(gen, "score", None))

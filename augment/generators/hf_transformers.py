@@ -95,3 +95,34 @@ class TransformersGenerator:
                     samples.append(Completion(text, None, int(enc["attention_mask"][k].sum()), len(ids)))
                 results[i] = samples
         return [results[i] for i in range(len(texts))]
+
+    def score(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
+        """Sum of the log-probabilities of each option's tokens after ``prompt``: one batched forward
+        pass over prompt + option for all options (right padding; each option's own positions read)."""
+        import torch
+
+        text = self._text(prompt)
+        p_ids = self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
+        seqs, spans = [], []
+        for option in options:
+            o_ids = self.tokenizer(option, add_special_tokens=False)["input_ids"]
+            seqs.append(p_ids + o_ids)
+            spans.append((len(p_ids), len(p_ids) + len(o_ids)))
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+        try:
+            with torch.no_grad():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        except Exception as exc:
+            raise BackendError(f"transformers could not score: {exc}") from exc
+        logp = torch.log_softmax(logits, dim=-1)
+        out = []
+        for k, (a, b) in enumerate(spans):
+            if a == b:
+                out.append(float("-inf"))
+                continue
+            pos = torch.arange(a - 1, b - 1, device=self.device)  # the logits at t-1 predict token t
+            out.append(float(logp[k, pos, ids[k, a:b]].sum()))
+        return out
