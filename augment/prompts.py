@@ -256,3 +256,62 @@ def parse_items(raw: str, key: str = "text") -> list[str]:
             seen.add(item)
             out.append(item)
     return out
+
+# In-context classification (the ICL baseline, finetune/icl.py): the label set, k demonstrations
+# (``demos``: ``{text, label}``, labels already in their display names) and the row to classify. The
+# answer is the label's name: scored after the prompt (chat: the opened assistant turn; completion:
+# after "Label:" with a leading space in English) or generated and parsed.
+TEMPLATES.update(
+    {
+        (
+            "icl",
+            "chat",
+            "en",
+        ): """Classify the text{% if domain %} ({{ domain }}){% endif %} into exactly one of these labels: {{ labels|join(", ") }}.
+{% if demos %}
+Examples:
+{% for d in demos %}Text: {{ d.text }}
+Label: {{ d.label }}
+
+{% endfor %}{% endif %}
+Text: {{ text }}
+Answer with the label only.
+Label:""",
+        (
+            "icl",
+            "chat",
+            "zh",
+        ): """请把下面的文本{% if domain %}（{{ domain }}）{% endif %}归入以下类别之一：{{ labels|join("、") }}。
+{% if demos %}
+示例：
+{% for d in demos %}文本：{{ d.text }}
+类别：{{ d.label }}
+
+{% endfor %}{% endif %}
+文本：{{ text }}
+只回答类别名称。
+类别：""",
+        (
+            "icl",
+            "completion",
+            "en",
+        ): """Texts{% if domain %} ({{ domain }}){% endif %} and their labels ({{ labels|join(", ") }}).
+
+{% for d in demos %}Text: {{ d.text }}
+Label: {{ d.label }}
+
+{% endfor %}Text: {{ text }}
+Label:""",
+        (
+            "icl",
+            "completion",
+            "zh",
+        ): """以下是{% if domain %}{{ domain }}中的{% endif %}文本及其类别（{{ labels|join("、") }}）。
+
+{% for d in demos %}文本：{{ d.text }}
+类别：{{ d.label }}
+
+{% endfor %}文本：{{ text }}
+类别：""",
+    }
+)

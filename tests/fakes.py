@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 Responder = Callable[[str, int, Any], "str | None | BaseException"]
+Scorer = Callable[[str, str], float]
 
 _LIST_LINE = re.compile(r"^\s*(?:\d{1,3}[.)、]|[-*•])\s*(?:\[[^\]]*\]\s*)?(.+?)\s*$")
 _LEAD = re.compile(r"^[^\s:：]{1,16}\s*[:：]\s*")  # "Sentence:", "English:", "原句：" before the text
@@ -105,6 +106,7 @@ class FakeGenerator:
         model_id: str = "fake-llm",
         revision: str | None = "0",
         script: Sequence[str | None] | Mapping[str, str | None] | Responder | None = None,
+        scores: bool = True,
     ) -> None:
         from augment.generators import Completion  # imported here: tests import this module lazily too
 
@@ -119,6 +121,10 @@ class FakeGenerator:
         self._queue: list[str | None] = []
         self._table: dict[str, str | None] = {}
         self._fn: Responder | None = None
+        self.scored: list[tuple[str, list[str]]] = []  # (prompt text, options) per score() call
+        self._scorer: Scorer | None = None
+        if not scores:  # a backend without log-probabilities (like the OpenAI-compatible one)
+            self.score = None  # type: ignore[assignment]
         if script is not None:
             self.script(script)
 
@@ -167,3 +173,19 @@ class FakeGenerator:
                 samples.append(self._completion(answer, None, p, c))
             out.append(samples)
         return out
+
+    # -- scoring (the ICL baseline's label constraint): deterministic log-likelihood stand-ins --------
+    def script_scores(self, scorer: Scorer) -> FakeGenerator:
+        """Set how ``score`` rates an option: ``scorer(prompt_text, option) -> float``."""
+        self._scorer = scorer
+        return self
+
+    def score(self, prompt: Any, options: Sequence[str]) -> list[float]:
+        """Like a backend's ``score``: one number per option (higher: likelier). Unscripted, an option
+        named in the prompt's last 3 lines scores 0 and others a hash-derived value below -1."""
+        text = prompt_text(prompt)
+        self.scored.append((text, list(options)))
+        if self._scorer is not None:
+            return [float(self._scorer(text, o)) for o in options]
+        tail = "\n".join(text.splitlines()[-3:]).lower()
+        return [0.0 if o.strip().lower() in tail else -1.0 - digest(text, o) % 1000 / 1000 for o in options]
