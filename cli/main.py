@@ -11,6 +11,7 @@ from .expand import expand_command
 from .export import export_command
 from .filter import filter_command
 from .finetune import evaluate_command, finetune_command, predict_command
+from .icl import icl_command
 from .models import models_command
 from .report import report_command
 from .select import select_command
@@ -52,6 +53,7 @@ cli.add_command(filter_command)
 cli.add_command(finetune_command)
 cli.add_command(predict_command)
 cli.add_command(evaluate_command)
+cli.add_command(icl_command)
 cli.add_command(models_command)
 cli.add_command(list_command)
 cli.add_command(report_command)
