@@ -147,9 +147,14 @@ def predict_command(model_dir, data, out, generate, max_new_tokens, **flags) -> 
 @click.option("--repeats", "-k", type=int, default=3, help="Repetitions (random seeds and splits) [3].")
 @click.option("--test-fraction", type=float, default=0.25, help="Seeds held out per repeat [0.25].")
 @click.option("--per-method", is_flag=True, help="Also seeds + each method's rows alone.")
+@click.option(
+    "--baseline",
+    type=click.Choice(["icl"]),
+    help="Also the in-context-learning baseline: the embedded LLM, zero- and 4-shot (seeds as demos).",
+)
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path), help="Write the report (JSON) here.")
 @column_options
-def evaluate_command(data, test, repeats, test_fraction, per_method, out, language, **flags) -> None:
+def evaluate_command(data, test, repeats, test_fraction, per_method, baseline, out, language, **flags) -> None:
     """Did augmentation help? Train the same recipe on seed-only and on seed + augmented rows of
     DATA (an `augment expand` output), k times, and print accuracy and macro-F1 as mean ± std.
 
@@ -162,7 +167,7 @@ def evaluate_command(data, test, repeats, test_fraction, per_method, out, langua
     config, columns = _split(flags)
     report = evaluate(
         data, config, test=test, repeats=repeats, test_fraction=test_fraction, per_method=per_method,
-        columns=columns, language=language,
+        columns=columns, language=language, baseline=baseline,
     )  # fmt: skip
     if out is not None:
         write_atomic(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")

@@ -57,10 +57,16 @@ def evaluate(
     per_method: bool = False,
     columns: DataConfig | None = None,
     language: str = "auto",
+    baseline: str | None = None,
+    icl_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the comparison; returns the report (config, per-repetition scores, mean ± std summary)."""
+    """Run the comparison; returns the report (config, per-repetition scores, mean ± std summary).
+    ``baseline="icl"`` adds the in-context-learning baseline (:mod:`finetune.icl`: the embedded LLM,
+    zero-shot and k-shot with the repeat's seeds as demonstrations) on each repeat's test rows."""
     if repeats < 1:
         raise ConfigError(f"repeats must be >= 1, got {repeats}")
+    if baseline not in (None, "icl"):
+        raise ConfigError(f"baseline must be icl, got {baseline!r}")
     examples = read_examples(data, columns, task=config.task)
     if not any(r.origin != SEED for r in examples.rows):
         raise DataError(f"{examples.path}: no augmented rows to compare with (run `augment expand` first)")
@@ -105,6 +111,12 @@ def evaluate(
             )  # fmt: skip
             del fitted
             gc.collect()
+        if baseline == "icl":
+            from .icl import icl_variants
+
+            rep["variants"].update(
+                icl_variants(select(split.train, origins={SEED}), split.held_out, base.language, **(icl_options or {}))
+            )
         reps.append(rep)
     summary: dict[str, Any] = {}
     for name in reps[0]["variants"]:
@@ -127,6 +139,7 @@ def evaluate(
         "method": base.method,
         "model": base.model,
         "config": dataclasses.asdict(fixed),
+        **({"baseline": baseline} if baseline else {}),
         "repeats": repeats,
         "runs": reps,
         "summary": summary,
