@@ -249,4 +249,6 @@ def test_filter_gives_no_verdict_for_no_candidates(name, hashing_embedder):
 def test_filter_names_are_the_registry_and_the_config():
     registered = steps.names("filter")
     if registered:  # once filters register as steps, the config knows the same names
-        assert set(registered) == set(FILTERS)
+        opt_in = {s.name for s in steps.specs("filter") if s.factory.default_position is None}
+        assert set(registered) == set(FILTERS) | opt_in and not opt_in & set(FILTERS)
+        assert FilterConfig().chain == list(FILTERS)  # opt-in filters run only when named (or given --test)

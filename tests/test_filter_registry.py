@@ -30,6 +30,9 @@ THRESHOLDS = {
     "label_classifier": ("logreg", "label: logreg, prototype or knn"),
     "min_novelty": (0.0, "novelty: 1 - max similarity to any seed"),
     "per_class_budget": (None, "diversity: keep at most this many per label (k-center greedy)"),
+    # opt-in filters follow the default chain's (decontaminate: with --test/--eval)
+    "eval_jaccard": (0.6, "decontaminate: Jaccard of character (CJK) or word bigrams to a test row, at least: a near copy"),
+    "eval_similarity": (0.95, "decontaminate: calibrated similarity to a test row, at least: a near copy"),
 }
 
 
@@ -65,7 +68,7 @@ def test_every_filter_declares_a_typed_config_with_help_and_a_summary():
         ({"min_length_ratio": 4}, "filters.max_length_ratio must be at least filters.min_length_ratio, got 3.0 < 4.0"),
         ({"minhash_threshold": 0}, "filters.minhash_threshold must be > 0, got 0.0"),
         ({"label_classifier": "logrg"}, "filters.label_classifier must be one of knn, prototype, logreg, got 'logrg' (did you mean 'logreg'?)"),
-        ({"chain": ["quality", "dedupe"]}, "filters.chain: unknown filter 'dedupe' (did you mean 'dedup'?); known: quality, script, similarity, dedup, label, novelty, diversity"),
+        ({"chain": ["quality", "dedupe"]}, "filters.chain: unknown filter 'dedupe' (did you mean 'dedup'?); known: quality, script, similarity, dedup, label, novelty, diversity, decontaminate"),
     ],
 )  # fmt: skip
 def test_range_messages_name_the_flat_key(data, message):
