@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..language import NON_WORD_TOKEN, detokenizer_for, normalise, tokenizer_for, uses_spaces
-from ..record import Record
+from ..record import CLASSIFICATION, Record
 from .base import Outcome, SeedMethod, candidate_seed, register_method
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class LexicalMethod(SeedMethod):
         self._aug = None
         self._language = "en"
         self._seeds: Sequence[Record] = ()
-        self._vocab: dict[tuple[str, str | None], list[str]] = {}
+        self._vocab: dict[tuple[str, str, str | None], list[str]] = {}
         self._synonyms = None
         self._current: Record | None = None
         self._current_field = "text"
@@ -224,15 +224,21 @@ class LexicalMethod(SeedMethod):
         return rng.choice(vocab) if vocab else None
 
     def _label_vocabulary(self) -> list[str]:
+        """Donor words from the seeds of the current seed's label (classification), or from the
+        current seed itself, all its fields (instruction data: other seeds are other domains, and a
+        drug name inserted into an accounting question changes what is asked)."""
         seed = self._current
-        key = (self._current_field, seed.label)
+        if seed.task == CLASSIFICATION:
+            key = (self._current_field, "label", seed.label)
+            donors = [(s, [key[0]]) for s in self._seeds if s.label == seed.label]
+        else:
+            key = (self._current_field, "seed", seed.id)
+            donors = [(seed, list(seed.fields))]
         if key not in self._vocab:
             tok = tokenizer_for(self._language)
             words: set[str] = set()
-            for s in self._seeds:
-                if s.label != seed.label:
-                    continue
-                for t in tok(s.fields.get(key[0], "")):
+            for s, names in donors:
+                for t in (t for name in names for t in tok(s.fields.get(name, ""))):
                     t = t.strip()
                     if not t or not any(ch.isalnum() for ch in t):
                         continue
