@@ -414,6 +414,7 @@ def plan(
     task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
     fields, _, language = _fields_and_language(config, task, seeds)
     names = method_names(config, language, task, has_pool=pool_path is not None)
+    llm = _planned_llm(config, language)
     ctx = RunContext(
         seeds=seeds, language=language, task=task, fields=fields, seed=config.seed,
         generator_config=config.generator, planning=True,
@@ -425,8 +426,45 @@ def plan(
         if type(m).plan is not SeedMethod.plan:  # methods that call models estimate their calls
             m.setup(ctx)  # ctx.planning: setup() loads no model
             entry.update(m.plan(seeds, fields[0], config.methods.n_per_seed))
+        if "calls" in entry:  # an LLM method: the run's one generator
+            g = config.generator
+            embedded = g.backend == "auto" and not g.model and not g.base_url
+            entry["backend"], entry["model"] = ("llama.cpp (embedded)" if embedded else g.backend), llm
+        else:
+            entry["backend"] = getattr(m, "backend", None)
+            if getattr(m, "model", None):
+                entry["model"] = m.model
         rows.append(entry)
     return {"task": task, "language": language, "methods": rows, "generator": config.generator.backend}
+
+
+def planned_methods(
+    seeds_path: str | Path, config: ExpandConfig, *, pool_path: str | Path | None = None
+) -> list[str]:
+    """The methods a run on these seeds would use, resolved as the run resolves them (task and
+    language from the data, then :func:`~augment.methods.defaults.methods_for_run`)."""
+    task, seeds = load_records(seeds_path, config.data, task=config.task, labelled=True)
+    _, _, language = _fields_and_language(config, task, seeds)
+    return method_names(config, language, task, has_pool=pool_path is not None)
+
+
+def _planned_llm(config: ExpandConfig, language: str) -> str | None:
+    """The LLM a run would load, by name, without loading it: the configured model or URL, else the
+    embedded default for the language."""
+    g = config.generator
+    if g.model:
+        return str(g.model)
+    from .errors import AugmentError
+    from .generators.defaults import default_model
+    from .generators.urls import redact_url
+
+    if g.base_url:
+        return f"(served at {redact_url(g.base_url)})"
+
+    try:
+        return default_model(language)[1]
+    except AugmentError as exc:
+        return f"(none: {exc})"
 
 
 def write_outputs(

@@ -171,8 +171,28 @@ def plan_rows(plan: Mapping[str, Any], speeds: Mapping[tuple[str, str], float] |
 def plan_table(plan: Mapping[str, Any], speeds: Mapping[tuple[str, str], float] | None = None) -> str:
     """The dry-run plan as left-aligned text columns."""
     rows = plan_rows(plan, speeds)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(PLAN_HEADER))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    if any(m.get("backend") or m.get("model") for m in plan["methods"]):  # what each method runs on
+        rows = [
+            (*rows[0], "backend", "model"),
+            *(
+                (*r, m.get("backend") or "-", str(m.get("model") or "-").split(" (")[0])
+                for r, m in zip(rows[1:], plan["methods"], strict=True)
+            ),
+        ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join([*lines, *plan_prompts(plan)])
+
+
+def plan_prompts(plan: Mapping[str, Any]) -> list[str]:
+    """Under the table: the full model name of each LLM method and the prompt it would send for
+    the first seed, so a dry run shows what would be asked of which model."""
+    out: list[str] = []
+    for m in plan["methods"]:
+        if m.get("prompt"):
+            out.append(f"\n{m['method']} prompt (first seed), to {m.get('model') or 'the model'}:")
+            out.extend("  " + line for line in str(m["prompt"]).splitlines())
+    return out
 
 
 # -- run summary -----------------------------------------------------------------------------------

@@ -166,7 +166,13 @@ def expand_command(
     if no_cache:
         config.generator.cache = False
     if dump_config:
+        if seeds is not None and not config.methods.names:  # the methods this run would use
+            from augment.pipeline import planned_methods
+
+            config.methods.names = planned_methods(seeds, config, pool_path=pool)
         click.echo(dump_yaml(config), nl=False)
+        if not config.methods.names:
+            click.echo("# methods.names: null = the defaults for the task and language; give SEEDS to list them")
         return
     if seeds is None:
         raise click.UsageError("missing argument SEEDS")

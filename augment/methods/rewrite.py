@@ -464,16 +464,38 @@ class ParaphraseMethod(RewriteMethod):
             p.update({k: v for k, v in hints.items() if v not in (None, {}, [])})
         return p
 
-    def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, int]:
+    def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, Any]:
         if not self._ready().prompted:
             return {}  # no LLM calls
         chars = sum(len(s.fields.get(field, "")) for s in seeds)
         cap = self.config.max_new_tokens
-        return {
+        out: dict[str, Any] = {
             "calls": len(seeds) * n,
             "prompt_tokens": len(seeds) * 120 + chars,
             "completion_tokens_max": n * sum(_llm_cap(cap, len(s.fields.get(field, ""))) for s in seeds),
         }
+        if seeds:
+            out["prompt"] = self._sample_prompt(seeds[0], field)
+        return out
+
+    def _sample_prompt(self, seed: Record, field: str) -> str:
+        """The prompt the run would send for ``seed`` (dry run: the chat form is guessed without
+        loading the model, as self_instruct does)."""
+        from ..generators import default_is_chat
+        from ..prompts import render
+
+        r, c = self._ready(), self.config
+        g = r.generator_config
+        chat = g.chat if g is not None and g.chat is not None else (
+            (g is not None and g.model is not None) or default_is_chat(r.language)
+        )
+        names = c.label_names or {}
+        label = names.get(seed.label, seed.label) if (c.with_label and seed.label) else None
+        text = seed.fields.get(field, "")
+        return str(
+            render("paraphrase", "chat" if chat else "completion", r.language, r.template,
+                   text=text, label=label, domain=r.domain)
+        )  # fmt: skip
 
     def transform_batch(
         self, batch: Sequence[Record], field: str, n: int, run_seed: int

@@ -147,8 +147,8 @@ class SelfInstructMethod(SeedMethod):
         )
 
     # -- planning (dry run) --------------------------------------------------------------------
-    def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, int]:
-        """Calls and token estimates without loading a model."""
+    def plan(self, seeds: Sequence[Record], field: str, n: int) -> dict[str, Any]:
+        """Calls and token estimates without loading a model, and the first seed's prompt."""
         calls = len(seeds) * (1 if self._task == CLASSIFICATION else 1 + n)
         prompt_chars = 0
         for s in seeds:
@@ -156,11 +156,36 @@ class SelfInstructMethod(SeedMethod):
         prompt_tokens = int(prompt_chars * (1.0 if self._language.startswith("zh") else 0.3))
         if self._task != CLASSIFICATION:
             prompt_tokens += len(seeds) * n * 60
-        return {
+        out: dict[str, Any] = {
             "calls": calls,
             "prompt_tokens": prompt_tokens,
             "completion_tokens_max": calls * self.gen_config.max_new_tokens,
         }
+        if seeds:
+            out["prompt"] = self._sample_prompt(seeds[0], field, n)
+        return out
+
+    def _sample_prompt(self, anchor: Record, field: str, n: int) -> str:
+        """The first prompt the run would send for ``anchor`` (as text), for the dry run."""
+        rs = candidate_seed(0, self.name, anchor.id, 0)
+        demos, contrasts = self._demos(anchor, rs)
+        if self._task == CLASSIFICATION:
+            names = self.config.label_names or {}
+            prompt = self._prompt(
+                "classify",
+                self.config.template,
+                label=names.get(anchor.label, anchor.label),
+                n=n,
+                domain=self.config.domain,
+                demos=[d.fields[field] for d in demos],
+                contrasts=[{"label": names.get(c.label, c.label), "text": c.fields[field]} for c in contrasts],
+            )
+        else:
+            demo_texts = [d.fields[INSTRUCTION_FIELD] for d in demos]
+            prompt = self._prompt(
+                "instructions", self.config.template, n=n, domain=self.config.domain, demos=demo_texts
+            )
+        return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
 
     # -- generation ----------------------------------------------------------------------------
     def transform_batch(
