@@ -249,3 +249,22 @@ def test_real_llm_classifies_five_rows(tmp_path):
         assert s["unparseable"] == 0 and all(p["prediction"] in labels for p in s["predictions"])
         assert 0.0 <= s["accuracy"] <= 1.0
     assert r["settings"][1]["accuracy"] >= 0.4  # 2-shot similar on six intents: well above chance (1/6)
+
+
+@pytest.mark.models
+def test_transformers_score_is_the_sum_of_option_token_logprobs(tmp_path):
+    import torch
+    from tiny_models import build_llama
+
+    from augment.generators import TransformersGenerator
+
+    gen = TransformersGenerator(str(build_llama(tmp_path / "llama")), chat=False, device="cpu")
+    prompt, options = "the note says", [" topic one", " case", " a much longer option here"]
+    got = gen.score(prompt, options)
+    for option, value in zip(options, got, strict=True):  # one unbatched forward pass per option
+        p = gen.tokenizer(prompt)["input_ids"]
+        o = gen.tokenizer(option, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(gen.model(torch.tensor([p + o])).logits[0].float(), -1)
+        expected = sum(float(logp[len(p) - 1 + j, t]) for j, t in enumerate(o))
+        assert value == pytest.approx(expected, abs=1e-4)
