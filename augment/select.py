@@ -15,7 +15,14 @@ Selection, as in diverse mini-batch active learning:
 2. the budget is shared among the predicted classes of the candidates (``balance``);
 3. greedily, the class furthest below its share takes the candidate that maximises
    ``uncertainty * distance ** diversity`` (``diversity = 0``: most uncertain first; larger: more
-   k-center), where distance is 1 - cosine to the nearest labelled or already chosen row.
+   k-center; 2 by default), where distance is 1 - cosine to the nearest labelled or already chosen
+   row. With ``density > 0`` the score is also multiplied by ``typicality ** density`` (closeness to
+   the pool's dense regions, as TypiClust measures it).
+
+``benchmarks/select_benefit.py`` measures the rule against random rows in a simulated labelling loop
+(``benchmarks/RESULTS_select.md``): with few dozen seeds on EmbeddingGemma features it is level with
+random rows, not ahead; the variants (entropy, diversity weight, typicality, no balance) were compared
+on the dev files.
 
 Everything here is a pure function of embeddings and probabilities except :func:`select_file`,
 which reads the files, embeds, and writes the output in one of four formats (:data:`FORMATS`).
@@ -48,10 +55,13 @@ class SelectConfig:
     budget: int = field(metadata={"help": "how many pool rows to choose"})
     uncertainty: str = field(default="margin", metadata={"help": "margin or entropy"})
     diversity: float = field(
-        default=1.0, metadata={"help": "weight of the distance to labelled/chosen rows (0: uncertainty only)"}
+        default=2.0, metadata={"help": "weight of the distance to labelled/chosen rows (0: uncertainty only)"}
     )
     candidates: float = field(
         default=10.0, metadata={"help": "the most uncertain candidates x budget rows are considered"}
+    )
+    uncertainty_weight: float = field(
+        default=1.0, metadata={"help": "exponent of the uncertainty in the score (0: representative rows only)"}
     )
     density: float = field(
         default=0.0, metadata={"help": "weight of typicality (closeness to the pool's dense regions; 0: off)"}
@@ -66,6 +76,8 @@ class SelectConfig:
             raise ConfigError(f"--uncertainty must be one of {', '.join(MEASURES)}, got {self.uncertainty!r}")
         if self.diversity < 0:
             raise ConfigError(f"--diversity must be >= 0, got {self.diversity}")
+        if self.uncertainty_weight < 0:
+            raise ConfigError(f"uncertainty_weight must be >= 0, got {self.uncertainty_weight}")
         if self.density < 0:
             raise ConfigError(f"--density must be >= 0, got {self.density}")
         if self.candidates < 1:
@@ -83,7 +95,7 @@ class Choice:
     uncertainty: float
     uncertainty_rank: int  # 1 = the most uncertain pool row
     distance: float  # 1 - cosine to the nearest labelled or earlier chosen row, when chosen
-    typicality: float  # 1 = in the densest region of the pool (1 for every row when density is off)
+    typicality: float | None  # 1 = in the densest region of the pool (None when density is off)
     score: float
     diversity_rank: int = 0  # 1 = the chosen row farthest from the labelled rows and earlier choices
 
@@ -171,7 +183,7 @@ def choose(
     dist = np.clip(dist.astype(np.float64), 0.0, 2.0)
     cu = unc[cand]
     typ = typicality(pool_x.astype(np.float32), cand) if config.density > 0 and n > 1 else np.ones(len(cand))
-    base = cu * typ**config.density
+    base = cu**config.uncertainty_weight * typ**config.density
     cpred = pred[cand]
     taken = np.zeros(len(cand), bool)
     count = np.zeros(n_classes, int)
@@ -195,7 +207,7 @@ def choose(
                 uncertainty=round(float(cu[j]), 4),
                 uncertainty_rank=int(unc_rank[i]),
                 distance=round(float(dist[j]), 4),
-                typicality=round(float(typ[j]), 4),
+                typicality=round(float(typ[j]), 4) if config.density > 0 else None,
                 score=round(float(score[j]), 4),
             )
         )
@@ -234,7 +246,7 @@ def rows_for(texts: Sequence[str], ids: Sequence[str | None], choices: Sequence[
                     "uncertainty_rank": ch.uncertainty_rank,
                     "distance": ch.distance,
                     "diversity_rank": ch.diversity_rank,
-                    "typicality": ch.typicality,
+                    **({"typicality": ch.typicality} if ch.typicality is not None else {}),
                     "score": ch.score,
                 },
             }

@@ -50,7 +50,7 @@ import click
 @click.option(
     "--diversity",
     type=float,
-    default=1.0,
+    default=2.0,
     show_default=True,
     help="Weight of the distance to labelled and chosen rows (0: most uncertain first).",
 )
@@ -62,6 +62,13 @@ import click
     help="The most uncertain CANDIDATES x budget pool rows are considered.",
 )
 @click.option(
+    "--density",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Weight of typicality (closeness to the pool's dense regions).",
+)
+@click.option(
     "--balance/--no-balance", default=True, show_default=True, help="Share the budget among predicted classes."
 )
 @click.option("--language", default="auto", help="zh, en, ... [auto: from the texts].")
@@ -70,7 +77,7 @@ import click
 @click.option("--encoding", default=None, help="Text encoding of the inputs [UTF-8].")
 @click.option("--seed", type=int, default=13, show_default=True, help="Random seed.")
 def select_command(
-    pool, budget, seeds, augmented, out, fmt, embedder, uncertainty, diversity, candidates, balance,
+    pool, budget, seeds, augmented, out, fmt, embedder, uncertainty, diversity, candidates, density, balance,
     language, text_column, label_column, encoding, seed,
 ) -> None:  # fmt: skip
     """Choose the BUDGET rows of POOL an expert should label next.
@@ -85,7 +92,7 @@ def select_command(
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = SelectConfig(
-        budget=budget, uncertainty=uncertainty, diversity=diversity, candidates=candidates, balance=balance, seed=seed
+        budget=budget, uncertainty=uncertainty, diversity=diversity, candidates=candidates, density=density, balance=balance, seed=seed
     )
     data = DataConfig(text_column=text_column, label_column=label_column, encoding=encoding)
     res = select_file(
