@@ -160,6 +160,19 @@ def _default_holdout(examples: Examples, seed: int) -> tuple[Any, dict[str, int]
     return split, split.excluded
 
 
+def _portable_folder(out: Path, manifest: dict[str, Any]) -> None:
+    """A base-model reference another machine can resolve (the hub id, else the folder's name) in
+    the manifest and in ``adapter_config.json`` (PEFT saves the absolute local path there), the
+    local path in the manifest only, and a model card (``README.md``; PEFT's is a blank template)."""
+    from .trainer import MODEL_CARD, model_card, portable_adapter_config, portable_base_model
+
+    model = manifest["model"] = dict(manifest["model"])
+    model["base_model"] = portable_base_model(model)
+    model["local_path"] = model.get("path")
+    local = portable_adapter_config(out, model["base_model"])
+    write_atomic(out / MODEL_CARD, model_card(manifest, peft=local is not None))
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -274,6 +287,7 @@ def finetune(
         "versions": package_versions(),
     }
     manifest[recipe.manifest_key] = recipe_info
+    _portable_folder(out, manifest)
     if predictions is not None:
         write_atomic(out / "test_predictions.jsonl", jsonl(predictions))
     write_atomic(out / METRICS, json.dumps(metrics, ensure_ascii=False, indent=2) + "\n")

@@ -8,6 +8,7 @@ nothing here names a device.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,123 @@ class PeftRecipe:
         labels = list(manifest.get("labels") or [])
         max_length = manifest["config"]["max_length"]
         return Predictor(manifest["task"], manifest["method"], labels, model, tok, max_length=max_length)
+
+
+# -- the saved folder: a portable base-model reference and a model card ----------------------------
+ADAPTER_CONFIG = "adapter_config.json"
+MODEL_CARD = "README.md"
+
+
+def portable_base_model(model_info: dict[str, Any]) -> str:
+    """What another machine can resolve: the hub id of an embedded model or of a hub spec, else the
+    local folder's (or GGUF file's) name; the local path itself stays in the manifest only."""
+    from .models import HUB_IDS
+
+    spec = str(model_info.get("spec") or "")
+    if spec.lower() in HUB_IDS:
+        return HUB_IDS[spec.lower()]
+    p = Path(spec).expanduser()
+    if spec and (p.exists() or p.suffix.lower() == ".gguf"):
+        return p.stem if p.suffix.lower() == ".gguf" else p.resolve().name
+    if spec and not Path(spec).is_absolute():
+        return spec  # a hub id
+    return Path(str(model_info.get("path") or spec)).name
+
+
+def portable_adapter_config(out: Path, base_model: str) -> str | None:
+    """Rewrite ``adapter_config.json``'s ``base_model_name_or_path`` (an absolute path inside the
+    virtual environment or a cache, useless elsewhere) to ``base_model``; returns the path it named,
+    or None where the folder holds no adapter."""
+    import json
+
+    from augment.io import write_atomic
+
+    cfg = out / ADAPTER_CONFIG
+    if not cfg.exists():
+        return None
+    data = json.loads(cfg.read_text(encoding="utf-8"))
+    local = data.get("base_model_name_or_path")
+    data["base_model_name_or_path"] = base_model
+    write_atomic(cfg, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return local
+
+
+def _fmt_metric(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def model_card(manifest: dict[str, Any], *, peft: bool) -> str:
+    """README.md for the saved folder: what was trained on what, with which lineage, and its scores."""
+    m = manifest
+    model = m.get("model") or {}
+    base = model.get("base_model") or model.get("spec")
+    # no local paths in the card (a cache or a virtual environment's): only their last part
+    description = re.sub(
+        r"(?<![\w.])/[^\s,)]+", lambda x: Path(x.group()).name, str(model.get("description", base))
+    )
+    tags = ["augment-engine", m["task"], m["method"]]
+    front = ["---", f"base_model: {base}"]
+    if peft:
+        front.append("library_name: peft")
+    front += ["tags:", *(f"- {t}" for t in tags), f"language: {m['language'].split('-')[0]}", "---", ""]
+    lines = [
+        f"# {m['method']} {m['task']} model on {base}",
+        "",
+        f"Trained by augment-engine {m['engine']['version']} (`augment finetune`): {m['task']}, "
+        f"language {m['language']}, method {m['method']}, base model {description}.",
+        "",
+        "## Data",
+        "",
+    ]
+    for split in ("train", "dev", "test"):
+        info = (m.get("data") or {}).get(split)
+        if not info:
+            continue
+        origins = ", ".join(f"{k} {v}" for k, v in sorted(info.get("by_origin", {}).items()))
+        lines.append(f"- {split}: {info['rows']} rows from `{Path(info['path']).name}` ({origins})")
+        if info.get("by_method"):
+            lines.append(
+                "  - by method: " + ", ".join(f"{k} {v}" for k, v in sorted(info["by_method"].items()))
+            )
+    if m.get("dev_split"):
+        ex = m["dev_split"].get("excluded") or {}
+        lines.append(
+            f"- dev: {m['dev_split']['fraction']:g} of the seeds held out with their descendants "
+            f"(left out of training: {', '.join(f'{k} {v}' for k, v in ex.items())})"
+        )
+    if m.get("excluded_for_test"):
+        ex = m["excluded_for_test"]
+        lines.append(
+            "- left out of training for the test set: " + ", ".join(f"{k} {v}" for k, v in ex.items())
+        )
+    if m.get("labels"):
+        lines.append(f"- labels: {', '.join(m['labels'])}")
+    lines += ["", "## Metrics", ""]
+    metrics = m.get("metrics") or {}
+    if metrics:
+        names = sorted({k for v in metrics.values() for k in v})
+        lines += ["| split | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for split, v in metrics.items():
+            lines.append(f"| {split} | " + " | ".join(_fmt_metric(v.get(k, "")) for k in names) + " |")
+    else:
+        lines.append("No dev or test rows were scored: pass `--dev FILE` or `--test FILE` for a score.")
+    cfg = m.get("config") or {}
+    keys = ("epochs", "learning_rate", "batch_size", "rank", "max_length", "seed")
+    lines += [
+        "",
+        "## Training",
+        "",
+        "- " + ", ".join(f"{k} {cfg[k]}" for k in keys if cfg.get(k) is not None),
+        f"- row weights: pseudo-labelled {cfg.get('pseudo_weight')}, augmented {cfg.get('aug_weight')}",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "augment predict THIS_FOLDER DATA.jsonl > predictions.jsonl",
+        "```",
+        "",
+        "`manifest.json` holds the full configuration, package versions, the local path of the base "
+        "model at training time and the timings.",
+        "",
+    ]
+    return "\n".join(front + lines)
