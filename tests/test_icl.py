@@ -268,3 +268,13 @@ def test_transformers_score_is_the_sum_of_option_token_logprobs(tmp_path):
             logp = torch.log_softmax(gen.model(torch.tensor([p + o])).logits[0].float(), -1)
         expected = sum(float(logp[len(p) - 1 + j, t]) for j, t in enumerate(o))
         assert value == pytest.approx(expected, abs=1e-4)
+
+
+def test_cli_help_lists_the_command_and_the_baseline():
+    from cli.main import cli
+
+    assert "icl" in CliRunner().invoke(cli, ["--help"]).output
+    res = CliRunner().invoke(cli, ["evaluate", "--help"])
+    assert "--baseline [icl]" in res.output
+    res = CliRunner().invoke(cli, ["icl", "--help"])
+    assert res.exit_code == 0 and "--demos [similar|random]" in res.output and "--base-url" in res.output
