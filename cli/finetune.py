@@ -50,8 +50,10 @@ def _fmt(metrics: dict[str, Any]) -> str:
 @click.option(
     "--dev-fraction",
     type=float,
-    default=0.0,
-    help="Hold out this part of the seeds as dev (their augmented rows leave training) [0: none].",
+    default=None,
+    help="Hold out this part of the seeds as dev (their augmented rows leave training). Without --dev, "
+    "--dev-fraction and --test, 0.2 of the seeds is held out and only scored, so metrics.json has a "
+    "number; 0: none.",
 )
 @click.option("--test", type=click.Path(path_type=Path), help="Test file, scored after training.")
 @column_options

@@ -214,7 +214,7 @@ def finetune(
         split = holdout(examples, fraction=dev_fraction, seed=config.seed)
         examples, dev_set, excluded = split.train, split.held_out, split.excluded
     score_only = None
-    if dev is None and not dev_fraction and test is None:
+    if dev is None and dev_fraction is None and test is None:  # 0 turns the default hold-out off
         score_only, excluded = _default_holdout(examples, config.seed)
         if score_only is not None:
             examples = score_only.train

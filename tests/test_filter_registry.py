@@ -22,6 +22,16 @@ THRESHOLDS = {
     "min_chars": (2, "quality: drop candidates shorter than this"),
     "min_length_ratio": (0.3, "quality: length / parent length, lower"),
     "max_length_ratio": (3.0, "quality: length / parent length, upper"),
+    "max_repeat_ngram_ratio": (
+        0.3,
+        "quality: drop text whose repeated n-grams (4 characters for CJK, 3 words otherwise) exceed "
+        "this share of all its n-grams: a model looping; 1 turns it off",
+    ),
+    "check_truncation": (
+        True,
+        "quality: drop a generated answer that ends without sentence-final punctuation when its "
+        "parent's answer ends with it (cut off at the token limit)",
+    ),
     "min_similarity": (0.6, "similarity: drop candidates less similar than this to their parent"),
     "max_similarity": (0.995, "similarity: drop candidates more similar than this to their parent"),
     "near_duplicate": (0.985, "dedup: calibrated similarity to a seed or kept candidate"),
@@ -148,7 +158,10 @@ def test_a_new_filter_file_is_all_it_takes(max_length_registered):
     assert default_chain() == ("quality", "max_length", *FILTERS[1:])
     cls = config_module._filter_config_class()
     names = [f.name for f in dataclasses.fields(cls)]
-    assert names[:5] == ["chain", "min_chars", "min_length_ratio", "max_length_ratio", "max_chars"]
+    assert names[:7] == [
+        "chain", "min_chars", "min_length_ratio", "max_length_ratio", "max_repeat_ngram_ratio", "check_truncation",
+        "max_chars",
+    ]
     help_ = {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}["max_chars"]
     assert help_ == "max_length: drop candidates longer than this"
     with pytest.raises(ConfigError, match=r"^filters\.max_chars must be >= 1, got 0$"):

@@ -51,3 +51,12 @@ def test_too_few_seeds_train_on_everything(tmp_path, fake_embedder):  # noqa: F8
     result = finetune(data, tmp_path / "m", TrainConfig(method="embedding", model="minilm"))
     assert result.manifest["dev_split"] is None and result.metrics == {}
     assert result.manifest["data"]["train"]["rows"] == 9
+
+
+def test_dev_fraction_zero_turns_the_default_holdout_off(tmp_path, fake_embedder):  # noqa: F811
+    data = expand_data(tmp_path, per_label=5, children=2)
+    out = tmp_path / "m"
+    result = invoke(["finetune", data, "-o", out, "--method", "embedding", "--model", "minilm", "--dev-fraction", "0"])
+    assert result.exit_code == 0, result.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["dev_split"] is None and m["data"]["train"]["rows"] == 45

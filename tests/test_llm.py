@@ -332,6 +332,8 @@ def test_self_instruct_chinese_instructions_with_gemma(tmp_path):
         assert r["task"] == "instruction" and r["output"].strip()
         assert max(rouge_l(r["instruction"], s) for s in seed_instr) <= 0.7
     assert {r["reason"] for r in rejected} <= {
+        "truncated",
+        "repetitive",
         "parse_error",
         "rouge_too_close",
         "empty_output",
