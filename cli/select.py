@@ -64,9 +64,9 @@ import click
 @click.option(
     "--density",
     type=float,
-    default=0.0,
+    default=1.0,
     show_default=True,
-    help="Weight of typicality (closeness to the pool's dense regions).",
+    help="Weight of typicality (closeness to the pool's dense regions; 0: off).",
 )
 @click.option(
     "--balance/--no-balance", default=True, show_default=True, help="Share the budget among predicted classes."

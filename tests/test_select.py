@@ -198,5 +198,5 @@ def test_diversity_spreads_choices():
     proba = np.full((40, 2), 0.5)  # equally uncertain everywhere
     chosen = choose(x, proba, np.zeros((0, 16)), SelectConfig(budget=4, balance=False))
     assert sorted({c.index // 10 for c in chosen}) == [0, 1, 2, 3]  # one per cluster
-    flat = choose(x, proba, np.zeros((0, 16)), SelectConfig(budget=4, balance=False, diversity=0.0))
+    flat = choose(x, proba, np.zeros((0, 16)), SelectConfig(budget=4, balance=False, diversity=0.0, density=0.0))
     assert [c.index for c in flat] == [0, 1, 2, 3]  # uncertainty only: pool order on ties
