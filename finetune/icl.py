@@ -31,7 +31,7 @@ from augment.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SHOTS = 4  # see docs/icl.md: prompt evaluation is the cost on CPU, and 4 fit long rows in 2k tokens
+DEFAULT_SHOTS = 4  # see the README's ICL section: prompt evaluation is the cost on CPU, and 4 fit long rows in 2k tokens
 MAX_CHARS = 300  # each demonstration and test text is cut to this many characters
 UNPARSEABLE = "<unparseable>"
 DEMOS = ("similar", "random")
