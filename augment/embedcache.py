@@ -31,9 +31,19 @@ CHUNK = 1024  # texts per embedding call between two writes to the store
 
 
 def _progress(total: int):
-    from tqdm.auto import tqdm
+    """A bar (or log lines off a terminal) when there is more than one chunk to embed."""
+    import contextlib
 
-    return tqdm(total=total, desc="embed", unit="text", disable=None if total > CHUNK else True, leave=False)
+    from .progress import progress
+
+    if total <= CHUNK:
+        return contextlib.nullcontext(_Quiet())
+    return progress(total, "embed", "text")
+
+
+class _Quiet:
+    def update(self, n: int = 1) -> None:
+        pass
 
 
 def enabled() -> bool:

@@ -50,9 +50,9 @@ class Embedder(Protocol):
 
 
 def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from .progress import progress
 
-    return tqdm(total=total, desc=desc, unit="text", disable=None, leave=False)
+    return progress(total, desc, "text")
 
 
 class SentenceTransformerEmbedder:

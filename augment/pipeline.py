@@ -47,9 +47,9 @@ class ExpandResult:
 
 # -- helpers -----------------------------------------------------------------------------------
 def _progress(total: int, desc: str):
-    from tqdm.auto import tqdm
+    from .progress import progress
 
-    return tqdm(total=total, desc=desc, unit="seed", disable=None, leave=False)
+    return progress(total, desc, "seed")
 
 
 # -- the run ---------------------------------------------------------------------------------
