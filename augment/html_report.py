@@ -854,3 +854,95 @@ def write_after_run(out: Path, embedder: Any = None) -> Path | None:
         )
         (out / REPORT).unlink(missing_ok=True)
         return None
+
+
+# -- augment evaluate ---------------------------------------------------------------------------
+def render_evaluate(report: Mapping[str, Any], *, plotlyjs: str | None = None) -> str:
+    """`augment evaluate`'s report (its ``-o`` JSON) as a page in the run report's style: the
+    summary table, each variant's mean ± std per metric, and every repeat's paired change against
+    seed-only."""
+    summary = report.get("summary") or {}
+    first = next(iter(summary.values()), {})
+    metrics = [k for k, v in first.items() if isinstance(v, dict) and "mean" in v]
+    names = list(summary)
+    header = ("variant", "train rows", *metrics, "Δ (paired, last metric)", "improved")
+    rows: list[tuple[str, ...]] = [header]
+    for name, s in summary.items():
+        cells = [name, f"{s.get('train_rows', 0):.0f}"]
+        cells += [f"{s[m]['mean']:.3f} ± {s[m]['std']:.3f}" for m in metrics]
+        d = (s.get("paired_delta") or {}).get(metrics[-1]) if metrics else None
+        if d and d.get("n"):
+            cells += [f"{d['mean']:+.3f} ± {d['std']:.3f}", f"{d['improved']} of {d['n']}"]
+        else:
+            cells += ["", ""]
+        rows.append(tuple(cells))
+    figures: dict[str, dict] = {}
+    if metrics:
+        figures["fig-variants"] = {
+            "data": [
+                {
+                    "type": "bar",
+                    "name": m,
+                    "x": names,
+                    "y": [summary[n][m]["mean"] for n in names],
+                    "error_y": {"type": "data", "array": [summary[n][m]["std"] for n in names]},
+                }
+                for m in metrics
+            ],
+            "layout": _layout("Each variant: mean ± std over repeats", barmode="group"),
+        }
+        last = metrics[-1]
+        deltas = [
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": n,
+                "x": [n] * len(d.get("per_repeat", [])),
+                "y": d.get("per_repeat", []),
+            }
+            for n in names
+            for d in [((summary[n].get("paired_delta") or {}).get(last) or {})]
+            if d.get("per_repeat")
+        ]
+        if deltas:
+            figures["fig-deltas"] = {
+                "data": deltas,
+                "layout": _layout(f"Per repeat: variant minus seed-only ({last}, same test rows)"),
+            }
+    fig_json = json.dumps(figures, ensure_ascii=False).replace("</", "<\\/")
+    draw = (
+        "var FIGS = " + fig_json + ";\n"
+        "var drawn = 0;\n"
+        "Object.keys(FIGS).forEach(function (id) {\n"
+        "  Plotly.newPlot(id, FIGS[id].data, FIGS[id].layout, {responsive: true, displaylogo: false})\n"
+        "    .then(function () { drawn += 1; document.body.setAttribute('data-charts-drawn', String(drawn)); });\n"
+        "});\n"
+    )
+    js = (plotlyjs if plotlyjs is not None else _plotlyjs()).replace("</script", "<\\/script")
+    title = f"augment evaluate: {_short(report.get('data'))}"
+    test = report.get("test") or f"{report.get('test_fraction', 0):.0%} of the seeds held out per repeat"
+    meta = (
+        f"{report.get('task')}, {report.get('language')}, method {report.get('method')}, model "
+        f"{report.get('model')}; {report.get('repeats')} repeats; test: {test}"
+    )
+    divs = "".join(f'<div class="chart" id="{fid}"></div>' for fid in figures)
+    return f"""<!DOCTYPE html>
+<html lang="{html.escape(str(report.get("language") or "en"))}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{CSS}</style>
+<script>{js}</script>
+</head>
+<body data-variants="{len(names)}" data-charts="{len(figures)}">
+<h1>{html.escape(title)}</h1>
+<div class="meta">{html.escape(meta)}</div>
+<h2>Seed-only against seed + augmented</h2>
+{_table(rows)}
+<div class="note">Δ: each repeat's variant minus that repeat's seed-only score on the same test rows.</div>
+{divs}
+<script>{draw}</script>
+</body>
+</html>
+"""

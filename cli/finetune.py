@@ -172,7 +172,11 @@ def evaluate_command(data, test, repeats, test_fraction, per_method, baseline, o
         columns=columns, language=language, baseline=baseline,
     )  # fmt: skip
     if out is not None:
+        from augment.html_report import render_evaluate
+
         write_atomic(out, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        page = Path(out).with_suffix(".html")
+        write_atomic(page, render_evaluate(report))  # the run report's style, next to the JSON
     click.echo(table(report))
     if out is not None:
-        click.echo(f"report: {out}")
+        click.echo(f"report: {out} ({page.name} beside it)")

@@ -61,6 +61,8 @@ def test_evaluate_table_and_report(en_run, tmp_path):
     assert "Δ macro-f1 (paired)" in out and "improved" in out and " of 2" in out
     data = json.loads(report.read_text())
     assert data["repeats"] == 2 and data["method"] == "embedding"
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")  # the same results as a page
+    assert f'data-variants="{len(data["summary"])}"' in page and "seed+augmented" in page
     for run in data["runs"]:
         seed_only = run["variants"]["seed-only"]
         assert seed_only["train_rows"] == 60 - run["test_rows"]
