@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, ConfigError, DataError
-from .io import jsonl, write_atomic
+from .io import expand_rows, jsonl, write_atomic
 from .record import AUGMENTED, CLASSIFICATION, INSTRUCTION, PSEUDO_LABELLED, SEED, TASK_FIELDS
 
 INSTRUCTION_FORMATS = ("alpaca", "sharegpt", "messages")
@@ -102,21 +102,12 @@ def read_output(source: str | Path) -> tuple[str, list[dict[str, Any]]]:
         )
     rows: list[dict[str, Any]] = []
     task = None
-    with p.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{i}: malformed JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or row.get("task") not in TASK_FIELDS or "origin" not in row:
-                raise DataError(f"{p}:{i}: not an augment-engine row (missing or unknown 'task')")
-            if task is None:
-                task = row["task"]
-            elif row["task"] != task:
-                raise DataError(f"{p}:{i}: a {row['task']} row in a file of {task} rows")
-            rows.append(row)
+    for i, row in expand_rows(p):
+        if task is None:
+            task = row["task"]
+        elif row["task"] != task:
+            raise DataError(f"{p}:{i}: a {row['task']} row in a file of {task} rows")
+        rows.append(row)
     if task is None:
         raise DataError(f"{p}: no rows")
     return task, rows

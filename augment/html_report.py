@@ -657,6 +657,20 @@ def _plotlyjs() -> str:
     return get_plotlyjs()
 
 
+def _draw_script(figures: Mapping[str, dict]) -> str:
+    """The page's script: draw every figure into the div of its id, counting them in
+    ``body[data-charts-drawn]`` (what the browser test waits for)."""
+    fig_json = json.dumps(dict(figures), ensure_ascii=False).replace("</", "<\\/")
+    return (
+        "var FIGS = " + fig_json + ";\n"
+        "var drawn = 0;\n"
+        "Object.keys(FIGS).forEach(function (id) {\n"
+        "  Plotly.newPlot(id, FIGS[id].data, FIGS[id].layout, {responsive: true, displaylogo: false})\n"
+        "    .then(function () { drawn += 1; document.body.setAttribute('data-charts-drawn', String(drawn)); });\n"
+        "});\n"
+    )
+
+
 def render(out: str | Path, points: Mapping[str, Any] | None = None, *, plotlyjs: str | None = None) -> str:
     """The report page for the output folder ``out`` (a string of HTML)."""
     out = Path(out)
@@ -742,15 +756,7 @@ def render(out: str | Path, points: Mapping[str, Any] | None = None, *, plotlyjs
             f"No map: {POINTS} is missing or out of date and the run's embedder could not be loaded "
             "(run `augment report OUT` where the embedder is available)."
         )
-    fig_json = json.dumps({fid: fig for _, fid, fig in figures}, ensure_ascii=False).replace("</", "<\\/")
-    draw = (
-        "var FIGS = " + fig_json + ";\n"
-        "var drawn = 0, ids = Object.keys(FIGS);\n"
-        "ids.forEach(function (id) {\n"
-        "  Plotly.newPlot(id, FIGS[id].data, FIGS[id].layout, {responsive: true, displaylogo: false})\n"
-        "    .then(function () { drawn += 1; document.body.setAttribute('data-charts-drawn', String(drawn)); });\n"
-        "});\n"
-    )
+    draw = _draw_script({fid: fig for _, fid, fig in figures})
     js = (plotlyjs if plotlyjs is not None else _plotlyjs()).replace("</script", "<\\/script")
     data_attrs = " ".join(
         f'data-{k}="{int(counts.get(k, 0) or 0)}"'
@@ -909,15 +915,7 @@ def render_evaluate(report: Mapping[str, Any], *, plotlyjs: str | None = None) -
                 "data": deltas,
                 "layout": _layout(f"Per repeat: variant minus seed-only ({last}, same test rows)"),
             }
-    fig_json = json.dumps(figures, ensure_ascii=False).replace("</", "<\\/")
-    draw = (
-        "var FIGS = " + fig_json + ";\n"
-        "var drawn = 0;\n"
-        "Object.keys(FIGS).forEach(function (id) {\n"
-        "  Plotly.newPlot(id, FIGS[id].data, FIGS[id].layout, {responsive: true, displaylogo: false})\n"
-        "    .then(function () { drawn += 1; document.body.setAttribute('data-charts-drawn', String(drawn)); });\n"
-        "});\n"
-    )
+    draw = _draw_script(figures)
     js = (plotlyjs if plotlyjs is not None else _plotlyjs()).replace("</script", "<\\/script")
     title = f"augment evaluate: {_short(report.get('data'))}"
     test = report.get("test") or f"{report.get('test_fraction', 0):.0%} of the seeds held out per repeat"

@@ -30,7 +30,7 @@ from typing import Any
 
 from .config import DataConfig
 from .errors import DataError
-from .record import CLASSIFICATION, INSTRUCTION, POOL, SEED, Record, seed_record
+from .record import CLASSIFICATION, INSTRUCTION, POOL, SEED, TASK_FIELDS, Record, seed_record
 
 logger = logging.getLogger(__name__)
 
@@ -650,3 +650,18 @@ def write_jsonl_atomic(path: Path, records: Iterable[Record]) -> int:
     rows = [r.to_dict() for r in records]
     write_atomic(path, jsonl(rows))
     return len(rows)
+
+
+def expand_rows(p: Path):
+    """(line number, row) for each row of an `augment expand` JSONL output, checked as it is read."""
+    with p.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p}:{i}: malformed JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or row.get("task") not in TASK_FIELDS or "origin" not in row:
+                raise DataError(f"{p}:{i}: not an augment-engine row (missing or unknown 'task')")
+            yield i, row

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from augment.config import DataConfig
 from augment.errors import DataError
-from augment.io import load_records
+from augment.io import expand_rows, load_records
 from augment.record import PSEUDO_LABELLED, SEED, TASK_FIELDS, Record
 
 KEEP_COLUMNS = ("id", "origin", "method")
@@ -154,21 +154,6 @@ def _unlabelled(p: Path, columns: DataConfig, task: str):
         fields = {"instruction": str(instr), "input": str(row.get(columns.input_column) or ""), "output": ""}
         out.append(seed_record(kind, fields, None, origin=SEED, source={"file": str(p)}))
     return kind, out
-
-
-def expand_rows(p: Path):
-    """(line number, row) for each row of an `augment expand` JSONL output, checked as it is read."""
-    with p.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{i}: malformed JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or row.get("task") not in TASK_FIELDS or "origin" not in row:
-                raise DataError(f"{p}:{i}: not an augment-engine row (missing or unknown 'task')")
-            yield i, row
 
 
 def _read_expand_output(p: Path, task: str, require_labels: bool) -> Examples:

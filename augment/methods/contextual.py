@@ -35,7 +35,7 @@ from ..errors import BackendError, ConfigError
 from ..language import NON_WORD_TOKEN, detokenizer_for, is_cjk, normalise, tokenizer_for, uses_spaces
 from ..record import Record
 from .base import Outcome, SeedMethod, candidate_seed, register_method
-from .lexical import ENGLISH_STOPWORDS
+from .lexical import ENGLISH_STOPWORDS, LexicalConfig
 
 if TYPE_CHECKING:
     from ..context import RunContext
@@ -88,12 +88,10 @@ class _Vocabulary:
 
 
 @dataclass
-class ContextualConfig:
-    """The knobs of masked-LM substitution (``aug_p``/``aug_min``/``aug_max`` as for the lexical methods)."""
+class ContextualConfig(LexicalConfig):
+    """The knobs of masked-LM substitution: the lexical methods' ``aug_p``/``aug_min``/``aug_max``
+    (how many words are replaced), then the model's."""
 
-    aug_p: float = field(default=0.15, metadata={"help": "fraction of words (or characters) changed"})
-    aug_min: int = field(default=1, metadata={"help": "at least this many words replaced per candidate"})
-    aug_max: int = field(default=6, metadata={"help": "at most this many words replaced per candidate"})
     model: str | None = field(
         default=None,
         metadata={
@@ -108,12 +106,7 @@ class ContextualConfig:
     batch_size: int = field(default=32, metadata={"help": "masked texts per forward pass"})
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.aug_p <= 1.0:
-            raise ConfigError(f"aug_p must be in (0, 1], got {self.aug_p}")
-        if self.aug_min < 1 or self.aug_max < self.aug_min:
-            raise ConfigError(
-                f"aug_min/aug_max must satisfy 1 <= aug_min <= aug_max, got {self.aug_min}/{self.aug_max}"
-            )
+        super().__post_init__()
         if self.top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
         if not self.temperature > 0.0:

@@ -167,25 +167,30 @@ class SelfInstructMethod(SeedMethod):
 
     def _sample_prompt(self, anchor: Record, field: str, n: int) -> str:
         """The first prompt the run would send for ``anchor`` (as text), for the dry run."""
-        rs = candidate_seed(0, self.name, anchor.id, 0)
+        prompt = self._anchor_prompt(anchor, field, n, candidate_seed(0, self.name, anchor.id, 0))[0]
+        return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+
+    def _anchor_prompt(self, anchor: Record, field: str, n: int, rs: int):
+        """(prompt, demonstrations, contrasts) for one anchor seed: new examples of its label
+        (classification) or new instructions (instruction data), from demonstrations drawn with ``rs``."""
         demos, contrasts = self._demos(anchor, rs)
-        if self._task == CLASSIFICATION:
-            names = self.config.label_names or {}
-            prompt = self._prompt(
-                "classify",
-                self.config.template,
-                label=names.get(anchor.label, anchor.label),
-                n=n,
-                domain=self.config.domain,
-                demos=[d.fields[field] for d in demos],
-                contrasts=[{"label": names.get(c.label, c.label), "text": c.fields[field]} for c in contrasts],
-            )
-        else:
+        if self._task != CLASSIFICATION:
             demo_texts = [d.fields[INSTRUCTION_FIELD] for d in demos]
             prompt = self._prompt(
                 "instructions", self.config.template, n=n, domain=self.config.domain, demos=demo_texts
             )
-        return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+            return prompt, demos, contrasts
+        names = self.config.label_names or {}
+        prompt = self._prompt(
+            "classify",
+            self.config.template,
+            label=names.get(anchor.label, anchor.label),
+            n=n,
+            domain=self.config.domain,
+            demos=[d.fields[field] for d in demos],
+            contrasts=[{"label": names.get(c.label, c.label), "text": c.fields[field]} for c in contrasts],
+        )
+        return prompt, demos, contrasts
 
     # -- generation ----------------------------------------------------------------------------
     def transform_batch(
@@ -244,17 +249,7 @@ class SelfInstructMethod(SeedMethod):
 
     def _classify(self, anchor: Record, field: str, n: int, run_seed: int) -> list[Outcome]:
         rs = candidate_seed(run_seed, self.name, anchor.id, 0)
-        demos, contrasts = self._demos(anchor, rs)
-        names = self.config.label_names or {}
-        prompt = self._prompt(
-            "classify",
-            self.config.template,
-            label=names.get(anchor.label, anchor.label),
-            n=n,
-            domain=self.config.domain,
-            demos=[d.fields[field] for d in demos],
-            contrasts=[{"label": names.get(c.label, c.label), "text": c.fields[field]} for c in contrasts],
-        )
+        prompt, demos, contrasts = self._anchor_prompt(anchor, field, n, rs)
         completion = self._gen().generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
         extra = self._extra(demos, prompt, {"contrast_ids": [c.id for c in contrasts]})
         return self._items(completion, n, rs, extra, demos, [d.fields[field] for d in demos])
@@ -294,11 +289,8 @@ class SelfInstructMethod(SeedMethod):
 
     def _instruction(self, anchor: Record, n: int, run_seed: int) -> list[Outcome]:
         rs = candidate_seed(run_seed, self.name, anchor.id, 0)
-        demos, _ = self._demos(anchor, rs)
+        prompt, demos, _ = self._anchor_prompt(anchor, INSTRUCTION_FIELD, n, rs)
         demo_texts = [d.fields[INSTRUCTION_FIELD] for d in demos]
-        prompt = self._prompt(
-            "instructions", self.config.template, n=n, domain=self.config.domain, demos=demo_texts
-        )
         gen = self._gen()
         completion = gen.generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
         drafts = self._items(completion, n, rs, self._extra(demos, prompt), demos, demo_texts)
