@@ -214,6 +214,7 @@ def finetune(
         split = holdout(examples, fraction=dev_fraction, seed=config.seed)
         examples, dev_set, excluded = split.train, split.held_out, split.excluded
     score_only = None
+    all_examples = examples
     if dev is None and dev_fraction is None and test is None:  # 0 turns the default hold-out off
         score_only, excluded = _default_holdout(examples, config.seed)
         if score_only is not None:
@@ -239,14 +240,25 @@ def finetune(
         examples.path, len(examples), p.task, p.language, p.method, p.model,
     )  # fmt: skip
     fitted = fit(examples, dev_set, p, work)
+    held_out_score = None
     if score_only is not None:
+        # the default hold-out only measures: score the model fitted without those seeds, then fit
+        # again on every row, so the saved model loses none of the scarce seeds
         dev_set = score_only.held_out
+        held_out_score = fitted.predictor.score(dev_set) if fitted.is_main else None
+        logger.info("dev (held-out seeds): %s; refitting on every row", held_out_score)
+        shutil.rmtree(work, ignore_errors=True)
+        examples = all_examples
+        p = plan(examples, config, language=language)
+        fitted = fit(examples, None, p, work)
     if not fitted.is_main:  # other ranks of a distributed run: rank 0 scores and saves
         return TrainResult(out, {}, {})
     t_eval = time.perf_counter()
     metrics: dict[str, Any] = {}
     predictions = None
-    if dev_set is not None:
+    if held_out_score is not None:
+        metrics["dev"] = held_out_score
+    elif dev_set is not None:
         metrics["dev"] = fitted.predictor.score(dev_set)
     if test_set is not None:
         metrics["test"] = fitted.predictor.score(test_set)
@@ -276,7 +288,14 @@ def finetune(
             "by_origin": weight_summary(examples, weights),
         },
         "dev_split": (
-            {"fraction": dev_fraction, "excluded": excluded, "default": score_only is not None}
+            {
+                "fraction": dev_fraction,
+                "excluded": excluded,
+                "default": score_only is not None,
+                # default: the score comes from a fit without the held-out seeds; the saved model
+                # was fitted again on every row
+                **({"refit_on_all_rows": True} if score_only is not None else {}),
+            }
             if dev_fraction
             else None
         ),

@@ -23,9 +23,10 @@ def test_default_finetune_reports_a_lineage_aware_dev_score(tmp_path, fake_embed
     assert "  dev: accuracy" in result.output
     m = json.loads((out / "manifest.json").read_text())
     split = m["dev_split"]
-    assert split["default"] is True and split["fraction"] == 0.2
+    assert split["default"] is True and split["fraction"] == 0.2 and split["refit_on_all_rows"] is True
     assert split["excluded"] == {"held_out_seed": 3, "derived_from_held_out": 6, "same_text": 0}
-    assert m["data"]["train"]["rows"] == 45 - 3 - 6
+    # the score comes from a fit without the held-out seeds; the saved model loses none of them
+    assert m["data"]["train"]["rows"] == 45
     # the held-out rows score only: the head's C is still chosen by cross-validation on training rows
     assert m["embedding"]["c_selection"]["by"] != "dev"
 
