@@ -38,13 +38,29 @@ class Completion:
     cached: bool = False
 
 
+Decodings = Decoding | Sequence[Decoding]
+
+
+def per_prompt(decoding: Decodings, count: int) -> list[Decoding]:
+    """One Decoding per prompt: ``generate`` takes one for every prompt of the call, or a list with one
+    per prompt (methods batch prompts whose sampling seeds differ, e.g. one per anchor seed)."""
+    if isinstance(decoding, Decoding):
+        return [decoding] * count
+    out = list(decoding)
+    if len(out) != count:
+        raise ValueError(f"{len(out)} decodings for {count} prompts")
+    return out
+
+
 class Generator(Protocol):
     backend: str
     model_id: str
     revision: str | None
     chat: bool  # True: prompts are chat messages; False: plain text completion
 
-    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decoding) -> list[list[Completion]]: ...
+    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decodings) -> list[list[Completion]]:
+        """``n`` completions per prompt, in order; ``decoding`` is shared or one per prompt."""
+        ...
 
 
 @dataclass
