@@ -81,7 +81,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp" >/dev/null 2>&1; then
 fi
 
 log "installing augment-engine and its dependencies"
-"${PIP[@]}" install -q -e ".[dev,llm]"
+"${PIP[@]}" install -q -e ".[dev,llm,ray]"
 rm -f "$VENV"/.augment-setup-*
 touch "$stamp"
 fetch_models
