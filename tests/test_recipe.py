@@ -152,3 +152,29 @@ def test_a_method_that_does_no_harm_is_kept_when_the_seeds_alone_score_perfectly
     res = choose(seeds, kept, space.embed, field_name="text", mode="cv", seed=0)
     assert res.info["seed_only"]["accuracy"] == 1.0
     assert res.info["methods"]["para"]["kept"] is True and len(res.kept) == len(kept) and not res.rejected
+
+
+def test_a_large_pool_is_scored_on_a_sample_and_kept_whole(monkeypatch):
+    """Above PROXY_MAX_ROWS the proxy learner trains on an even sample of a fraction's rows (bounded
+    cost on a 100,000-row pool); the final selection still keeps every row of the chosen fraction."""
+    import augment.recipe as recipe
+
+    space = Space(3)
+    seeds = _seeds(space, n=6, noise=0.6)
+    kept = []
+    for i in range(60):  # correct, confident pool rows
+        lbl = "pos" if i % 2 else "neg"
+        text = space.point(f"pool {i}", lbl, 0.4)
+        pool_row = seed_record(CLASSIFICATION, {"text": text}, None, origin="pool")
+        kept.append(_candidate(pool_row, text, lbl, "pseudo_label", PSEUDO_LABELLED, conf=0.5 + 0.005 * i))
+    sizes: list[int] = []
+    fit = recipe._fit_lr
+    monkeypatch.setattr(recipe, "_fit_lr", lambda x, y, c, w, s: sizes.append(len(y)) or fit(x, y, c, w, s))
+    monkeypatch.setattr(recipe, "PROXY_MAX_ROWS", 4)
+    res = choose(seeds, kept, space.embed, field_name="text", mode="dev", dev=_dev(space), seed=0)
+    assert res.info["proxy_max_pool_rows"] == 4
+    assert max(sizes) <= len(seeds) + 4  # the seeds plus at most 4 pool rows per fit
+    q = res.info["chosen"]["pseudo_label_fraction"]
+    top = top_fraction([r.label for r in kept], np.array([r.scores["confidence"] for r in kept]), q)
+    assert len(top) > 4  # the chosen fraction has more rows than the cap, and is kept whole
+    assert len(res.kept) == len(top)
