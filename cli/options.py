@@ -216,6 +216,7 @@ def generator_options(fn: Callable) -> Callable:
                 field="generator.endpoint",
                 type=click.Choice(["auto", "chat", "completions"]),
             ),
+            config_option("--concurrency", field="generator.concurrency", type=click.IntRange(min=1)),
             config_option("--max-new-tokens", field="generator.max_new_tokens", type=int),
             config_option("--temperature", field="generator.temperature", type=float),
             config_option("--max-tokens-total", field="generator.max_tokens_total", type=int),

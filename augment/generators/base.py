@@ -78,7 +78,9 @@ class GeneratorConfig:
     endpoint: str = field(default="auto", metadata={"help": "openai: chat, completions or auto"})
     timeout: float = field(default=120.0, metadata={"help": "openai: seconds per request"})
     max_retries: int = field(default=3, metadata={"help": "openai: retries on 429/5xx/network errors"})
-    concurrency: int = field(default=4, metadata={"help": "openai: requests in flight"})
+    concurrency: int = field(
+        default=4, metadata={"help": "openai: most requests in flight (fewer after 429/5xx, then more again)"}
+    )
     n_ctx: int = field(default=2048, metadata={"help": "llama.cpp: context length"})
     max_new_tokens: int = field(default=160, metadata={"help": "tokens per completion, at most"})
     temperature: float = field(default=0.8, metadata={"help": "sampling temperature (0 = greedy)"})
@@ -93,6 +95,8 @@ class GeneratorConfig:
             raise ConfigError(
                 f"generator.backend must be auto, llama.cpp, transformers or openai, got {self.backend!r}"
             )
+        if self.concurrency < 1:
+            raise ConfigError(f"generator.concurrency must be >= 1, got {self.concurrency}")
         if self.endpoint not in ("auto", "chat", "completions"):
             raise ConfigError(f"generator.endpoint must be auto, chat or completions, got {self.endpoint!r}")
 
