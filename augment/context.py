@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .generators import GeneratorConfig
+from .generators.base import Completion, Decodings, Prompt
 from .record import CLASSIFICATION, Record
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class CountedView:
         self.inner = getattr(shared, "inner", shared)
         self.calls = self.hits = self.prompt_tokens = self.completion_tokens = 0
 
-    def generate(self, prompts: Any, n: int, decoding: Any) -> Any:
+    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decodings) -> list[list[Completion]]:
+        """The shared generator's ``generate`` (``decoding``: shared or one per prompt), counted."""
         before = (self.shared.calls, self.shared.hits, self.shared.prompt_tokens, self.shared.completion_tokens)
         try:
             return self.shared.generate(prompts, n, decoding)

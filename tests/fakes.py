@@ -151,20 +151,22 @@ class FakeGenerator:
         return default_response(prompt, index, decoding)
 
     def generate(self, prompts: Sequence[Any], n: int, decoding: Any) -> list[list[Any]]:
+        from augment.generators.base import per_prompt
+
         self.calls += 1
-        self.decodings.append(decoding)
+        self.decodings.append(decoding)  # as given: one Decoding, or one per prompt
         out = []
-        for prompt in prompts:
+        for prompt, dec in zip(prompts, per_prompt(decoding, len(prompts)), strict=True):
             text = prompt_text(prompt)
             self.prompts.append(text)
             samples = []
             for i in range(n):
-                answer = self._answer(text, i, decoding)
+                answer = self._answer(text, i, dec)
                 self.samples += 1
                 if answer is None or isinstance(answer, BaseException):
                     samples.append(self._completion(None, f"fake: {answer or 'scripted failure'}"))
                     continue
-                stops = [s for s in getattr(decoding, "stop", ()) if s]
+                stops = [s for s in getattr(dec, "stop", ()) if s]
                 for s in stops:
                     answer = answer.split(s)[0]
                 p, c = count_tokens(text), count_tokens(answer)

@@ -35,13 +35,15 @@ class ScriptedGenerator:
         return len(self.prompts)
 
     def generate(self, prompts, n, decoding):
+        from augment.generators.base import per_prompt
+
         out = []
-        for p in prompts:
+        for p, dec in zip(prompts, per_prompt(decoding, len(prompts)), strict=True):
             text = prompt_text(p)
             samples = []
             for _ in range(n):
                 self.prompts.append(text)
-                made = self.script(text, decoding)
+                made = self.script(text, dec)
                 if isinstance(made, Completion):
                     samples.append(made)
                 elif made is None:

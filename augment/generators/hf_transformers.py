@@ -4,10 +4,11 @@ is dequantised once into the cache), batched over length-sorted prompts with lef
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BackendError
-from .base import Completion, Decoding, Prompt
+from .base import Completion, Decoding, Decodings, Prompt, per_prompt
 
 
 class TransformersGenerator:
@@ -52,12 +53,32 @@ class TransformersGenerator:
             return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         return prompt
 
-    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decoding) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decodings) -> list[list[Completion]]:
+        """``n`` completions per prompt; ``decoding`` is shared or one per prompt. Prompts that share a
+        decoding are generated together (sampling is seeded once per batch); greedy decodings that
+        differ only in their seed count as one."""
+        texts = [self._text(p) for p in prompts]
+        groups: dict[Decoding, tuple[Decoding, list[int]]] = {}
+        for i, d in enumerate(per_prompt(decoding, len(prompts))):
+            key = d if d.temperature > 0 else replace(d, seed=0)
+            groups.setdefault(key, (d, []))[1].append(i)
+        results: dict[int, list[Completion]] = {}
+        for d, members in groups.values():
+            self._generate(texts, members, n, d, results)
+        return [results[i] for i in range(len(texts))]
+
+    def _generate(
+        self,
+        texts: list[str],
+        members: list[int],
+        n: int,
+        decoding: Decoding,
+        results: dict[int, list[Completion]],
+    ) -> None:
+        """The prompts ``members`` (indices into ``texts``), all with ``decoding``, into ``results``."""
         import torch
 
-        texts = [self._text(p) for p in prompts]
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # length-sorted batches
-        results: dict[int, list[Completion]] = {}
+        order = sorted(members, key=lambda i: -len(texts[i]))  # length-sorted batches
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             enc = self.tokenizer(
@@ -94,7 +115,6 @@ class TransformersGenerator:
                         text = text.split(s)[0]
                     samples.append(Completion(text, None, int(enc["attention_mask"][k].sum()), len(ids)))
                 results[i] = samples
-        return [results[i] for i in range(len(texts))]
 
     def score(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
         """Sum of the log-probabilities of each option's tokens after ``prompt``: one batched forward

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .base import Completion, Decoding, Generator, Prompt
+from .base import Completion, Decoding, Decodings, Generator, Prompt, per_prompt
 
 
 class ResponseCache:
@@ -73,13 +73,16 @@ class CachedGenerator:
         )
         self.calls = self.hits = self.completion_tokens = self.prompt_tokens = 0
 
-    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decoding) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decodings) -> list[list[Completion]]:
+        """Cached completions where there are, the rest from the backend in one call; each prompt is
+        keyed with its own decoding (``decoding`` is shared or one per prompt)."""
+        decodings = per_prompt(decoding, len(prompts))
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
         keys = {}
         missing: list[int] = []
         for p, prompt in enumerate(prompts):
             for i in range(n):
-                keys[p, i] = ResponseCache.key(self.inner, prompt, decoding, i)
+                keys[p, i] = ResponseCache.key(self.inner, prompt, decodings[p], i)
                 hit = self.cache.get(keys[p, i]) if self.cache else None
                 out[p][i] = hit
             if any(c is None for c in out[p]):
@@ -87,7 +90,10 @@ class CachedGenerator:
             else:
                 self.hits += n
         if missing:
-            fresh = self.inner.generate([prompts[p] for p in missing], n, decoding)
+            wanted = [decodings[p] for p in missing]
+            # one shared decoding stays one (the form every backend has always taken)
+            shared: Decodings = wanted[0] if all(d == wanted[0] for d in wanted) else wanted
+            fresh = self.inner.generate([prompts[p] for p in missing], n, shared)
             for p, samples in zip(missing, fresh, strict=True):
                 for i, c in enumerate(samples):
                     if out[p][i] is None:
