@@ -109,7 +109,7 @@ def test_self_instruct_runs_on_the_fake(fake_generator, zh_seeds, chat):
     method = build_method("self_instruct", build_config("method", "self_instruct", {}))
     method.setup(RunContext(seeds=zh_seeds, language="zh"))
     out = method.generate(zh_seeds[:2], "text", 2, 13)
-    assert fake_generator.calls == 2  # one prompt per anchor seed
+    assert fake_generator.calls == 1 and len(fake_generator.prompts) == 2  # one call, a prompt per anchor
     kept = [r for r in out if r.rejection is None]
     assert kept and all(r.method == "self_instruct" for r in out)
     assert all(r.fields["text"] not in {s.fields["text"] for s in zh_seeds} for r in kept)

@@ -13,9 +13,13 @@ candidate was inspired by them, not rewritten from them, so the parent-based che
 similarity band) do not apply, while dedup, label consistency and novelty do. Parse failures, backend
 errors and near-copies come back as rejected candidates holding the raw text.
 
-The model is the run's shared generator (``ctx.generator()``, loaded on first use) and every call
-draws on the run's token budget: when it is spent, the method stops before its next anchor and the
-seeds it did not reach are left for ``--resume``. The label of a row is always its anchor's label,
+The prompts of a whole batch go to the model in one ``generate`` call (classification: every anchor's
+prompt; instruction data: every anchor's draft prompt, then every answer prompt), each with its own
+anchor's sampling seed, so a served model sees them concurrently and a local one can batch them; the
+rows are the same as one call per anchor would give. The model is the run's shared generator
+(``ctx.generator()``, loaded on first use) and every call draws on the run's token budget: when it is
+spent, the method stops before its next group of anchors and the seeds it did not reach are left for
+``--resume``. The label of a row is always its anchor's label,
 whatever the seeds or the model's output say: the model writes text, never control fields.
 """
 
@@ -196,17 +200,43 @@ class SelfInstructMethod(SeedMethod):
     def transform_batch(
         self, batch: Sequence[Record], field: str, n: int, run_seed: int
     ) -> list[list[Outcome]]:
-        """One prompt per anchor; stops before an anchor once the run's token budget is spent (the
-        anchors not reached get no outcome, so the pipeline leaves them for ``--resume``)."""
-        out: list[list[Outcome]] = []
-        for anchor in batch:
-            if self.ctx.budget.stop(self.name):
-                out.append([])
-            elif self._task == CLASSIFICATION:
-                out.append(self._classify(anchor, field, n, run_seed))
+        """The batch's prompts in one call per step (see the module doc), in waves when the run has a
+        token budget: each wave takes the next anchors while the tokens they are expected to cost (the
+        tokens per call so far, or ``2 * max_new_tokens`` before the first) fit in what is left, at
+        least one, and the budget is checked again before the next wave. A wave may overshoot the
+        budget by what its estimate missed (at most one wave, and never more than one batch); the
+        anchors not reached get no outcome, so the pipeline leaves them for ``--resume``. Without a
+        budget the whole batch is one wave."""
+        out: list[list[Outcome]] = [[] for _ in batch]
+        start = 0
+        while start < len(batch) and not self.ctx.budget.stop(self.name):
+            wave = list(range(start, start + self._wave(len(batch) - start, n)))
+            anchors = [batch[i] for i in wave]
+            if self._task == CLASSIFICATION:
+                results = self._classify(anchors, field, n, run_seed)
             else:
-                out.append(self._instruction(anchor, n, run_seed))
+                results = self._instructions(anchors, n, run_seed)
+            for i, outcomes in zip(wave, results, strict=True):
+                out[i] = outcomes
+            start = wave[-1] + 1
         return out
+
+    def _wave(self, count: int, n: int) -> int:
+        """How many of the next ``count`` anchors to send together (see :meth:`transform_batch`)."""
+        left = self.ctx.budget.left
+        if left is None:
+            return count
+        gen = self._gen()
+        calls = getattr(gen, "calls", 0)
+        if calls:
+            per_call = (gen.prompt_tokens + gen.completion_tokens) / calls
+        else:
+            per_call = 2 * self.gen_config.max_new_tokens
+        per_anchor = per_call * (1 if self._task == CLASSIFICATION else 1 + n)
+        take, expected = 0, 0.0
+        while take < count and (take == 0 or expected < left):
+            take, expected = take + 1, expected + per_anchor
+        return take
 
     def generate(self, batch: Sequence[Record], field: str, n: int, run_seed: int) -> list[Record]:
         if self._task == CLASSIFICATION:
@@ -247,12 +277,21 @@ class SelfInstructMethod(SeedMethod):
             return completion_text
         return f"{k + 1}." + completion_text  # the base model continued the numbered list
 
-    def _classify(self, anchor: Record, field: str, n: int, run_seed: int) -> list[Outcome]:
-        rs = candidate_seed(run_seed, self.name, anchor.id, 0)
-        prompt, demos, contrasts = self._anchor_prompt(anchor, field, n, rs)
-        completion = self._gen().generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
-        extra = self._extra(demos, prompt, {"contrast_ids": [c.id for c in contrasts]})
-        return self._items(completion, n, rs, extra, demos, [d.fields[field] for d in demos])
+    def _classify(self, anchors: Sequence[Record], field: str, n: int, run_seed: int) -> list[list[Outcome]]:
+        """New examples of each anchor's label: one prompt per anchor, all in one call."""
+        plans = []
+        for anchor in anchors:
+            rs = candidate_seed(run_seed, self.name, anchor.id, 0)
+            plans.append((rs, *self._anchor_prompt(anchor, field, n, rs)))
+        stops = STOPS[self.mode]
+        completions = self._gen().generate(
+            [prompt for _, prompt, _, _ in plans], 1, [self.decoding(rs, stops) for rs, *_ in plans]
+        )
+        out = []
+        for (rs, prompt, demos, contrasts), (completion,) in zip(plans, completions, strict=True):
+            extra = self._extra(demos, prompt, {"contrast_ids": [c.id for c in contrasts]})
+            out.append(self._items(completion, n, rs, extra, demos, [d.fields[field] for d in demos]))
+        return out
 
     def _extra(
         self, demos: Sequence[Record], prompt: Any, more: dict[str, Any] | None = None
@@ -287,47 +326,55 @@ class SelfInstructMethod(SeedMethod):
             return [Outcome(text=raw, failure=("parse_error", why), **common)]
         return [Outcome(text=t, **common) for t in items]
 
-    def _instruction(self, anchor: Record, n: int, run_seed: int) -> list[Outcome]:
-        rs = candidate_seed(run_seed, self.name, anchor.id, 0)
-        prompt, demos, _ = self._anchor_prompt(anchor, INSTRUCTION_FIELD, n, rs)
-        demo_texts = [d.fields[INSTRUCTION_FIELD] for d in demos]
+    def _instructions(self, anchors: Sequence[Record], n: int, run_seed: int) -> list[list[Outcome]]:
+        """New instructions for each anchor (every anchor's draft prompt in one call), the drafts too
+        close to a known instruction refused, then every survivor answered (all in one more call)."""
         gen = self._gen()
-        completion = gen.generate([prompt], 1, self.decoding(rs, STOPS[self.mode]))[0][0]
-        drafts = self._items(completion, n, rs, self._extra(demos, prompt), demos, demo_texts)
-        pool = [s.fields[INSTRUCTION_FIELD] for s in self.ctx.seeds]
+        plans = []
+        for anchor in anchors:
+            rs = candidate_seed(run_seed, self.name, anchor.id, 0)
+            prompt, demos, _ = self._anchor_prompt(anchor, INSTRUCTION_FIELD, n, rs)
+            plans.append((rs, prompt, demos))
+        stops = STOPS[self.mode]
+        completions = gen.generate(
+            [p for _, p, _ in plans], 1, [self.decoding(rs, stops) for rs, _, _ in plans]
+        )
         threshold = self.config.rouge_threshold
-        answer: list[int] = []
-        for i, d in enumerate(drafts):
-            if d.failure is not None:
-                continue
-            best = max((rouge_l(d.text, p) for p in pool), default=0.0)
-            if best > threshold:
-                why = f"ROUGE-L {best:.3f} > {threshold} to an existing instruction"
-                d.failure = ("rouge_too_close", why)
-                continue
-            pool.append(d.text)
-            answer.append(i)
-        if answer:
+        out: list[list[Outcome]] = []
+        answer: list[tuple[int, int]] = []  # (anchor, draft) to answer
+        prompts, decodings = [], []
+        for a, ((rs, prompt, demos), (completion,)) in enumerate(zip(plans, completions, strict=True)):
+            demo_texts = [d.fields[INSTRUCTION_FIELD] for d in demos]
+            drafts = self._items(completion, n, rs, self._extra(demos, prompt), demos, demo_texts)
+            out.append(drafts)
+            pool = [s.fields[INSTRUCTION_FIELD] for s in self.ctx.seeds]  # and this anchor's drafts so far
             shots = [
                 {"instruction": s.fields[INSTRUCTION_FIELD], "output": s.fields["output"]} for s in demos[:2]
             ]
-            prompts = [
-                self._prompt(
-                    "answer",
-                    self.config.answer_template,
-                    instruction=drafts[i].text,
-                    input="",
-                    demos=shots,
+            for i, d in enumerate(drafts):
+                if d.failure is not None:
+                    continue
+                best = max((rouge_l(d.text, p) for p in pool), default=0.0)
+                if best > threshold:
+                    why = f"ROUGE-L {best:.3f} > {threshold} to an existing instruction"
+                    d.failure = ("rouge_too_close", why)
+                    continue
+                pool.append(d.text)
+                answer.append((a, i))
+                prompts.append(
+                    self._prompt(
+                        "answer", self.config.answer_template, instruction=d.text, input="", demos=shots
+                    )
                 )
-                for i in answer
-            ]
-            answers = gen.generate(prompts, 1, self.decoding(rs + 1, ANSWER_STOPS[self.mode]))
-            for i, (a,) in zip(answer, answers, strict=True):
-                d = drafts[i]
-                text = (a.text or "").strip()
+                decodings.append(self.decoding(rs + 1, ANSWER_STOPS[self.mode]))
+        if prompts:
+            answers = gen.generate(prompts, 1, decodings)
+            for (a, i), (reply,) in zip(answer, answers, strict=True):
+                d = out[a][i]
+                text = (reply.text or "").strip()
                 d.fields = {INSTRUCTION_FIELD: d.text, "input": "", "output": text}
-                if a.text is None:
-                    d.failure = ("backend_error", a.error or "")
+                if reply.text is None:
+                    d.failure = ("backend_error", reply.error or "")
                 elif not text:
                     d.failure = ("empty_output", "the model gave no answer")
-        return drafts
+        return out
