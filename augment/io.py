@@ -524,8 +524,9 @@ def load_records(
             }
             label = None
         rec = seed_record(task, fields, label, origin=origin, source=source)
-        if rec.id in seen:
-            logger.warning("%s: duplicate of %s %s; kept once", loaded.where(i), kind, seen[rec.id])
+        if rec.id in seen:  # the first few one by one; the summary note below counts them all
+            level = logging.WARNING if len(odd.rows.get("duplicates_dropped", ())) < 5 else logging.DEBUG
+            logger.log(level, "%s: duplicate of %s %s; kept once", loaded.where(i), kind, seen[rec.id])
             odd.add("duplicates_dropped", f"{loaded.pos(i)} (= {kind} {seen[rec.id]})")
             continue
         seen[rec.id] = str(n)
