@@ -189,6 +189,7 @@ def test_a_connection_the_server_dropped_is_reopened_without_a_retry(counting):
     out = gen.generate(_chat(3), 1, Decoding(max_new_tokens=4))
     assert [s[0].text for s in out] == [f"prompt {i} | seed 0" for i in range(3)]
     assert gen.stats.retries == 0 and srv.requests == 3
+    assert gen.stats.connections == len(srv.ports) == 3  # each request found its kept connection dropped
 
 
 def test_retry_after_values():
