@@ -176,6 +176,8 @@ FilterConfig = _filter_config_class()
 
 
 RECIPE_MODES = ("auto", "dev", "cv", "off")
+EXECUTORS = ("local", "ray")
+EXECUTOR_KNOBS = ("executor", "ray_address", "ray_cpus", "ray_actor_cpus")
 
 
 @dataclass
@@ -222,12 +224,34 @@ class ExpandConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    # where the work runs (augment/executors): none of these changes an output, so they are not part
+    # of semantic_dict and a run may be resumed with another executor
+    executor: str = field(
+        default="local",
+        metadata={"help": "local: in this process; ray: per-seed methods and embedding as Ray Data map_batches"},
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={"help": "ray: a running cluster (auto, HOST:PORT or ray://HOST:PORT); default: start one here"},
+    )
+    ray_cpus: int | None = field(
+        default=None, metadata={"help": "ray: CPUs of the Ray started here [all of this machine's]"}
+    )
+    ray_actor_cpus: int = field(
+        default=1, metadata={"help": "ray: CPUs (and model threads) per method or embedder actor"}
+    )
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.ray_cpus is not None and self.ray_cpus < 1:
+            raise ConfigError(f"ray_cpus must be >= 1, got {self.ray_cpus}")
+        if self.ray_actor_cpus < 1:
+            raise ConfigError(f"ray_actor_cpus must be >= 1, got {self.ray_actor_cpus}")
 
     # -- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +264,8 @@ class ExpandConfig:
     def semantic_dict(self) -> dict[str, Any]:
         """The config minus knobs that cannot change the output (used for resume fingerprints)."""
         d = self.to_dict()
-        d.pop("batch_size", None)
+        for knob in ("batch_size", *EXECUTOR_KNOBS):  # where and how fast it runs, not what it makes
+            d.pop(knob, None)
         for knob in ("max_tokens_total", "concurrency", "timeout", "max_retries", "cache"):
             d["generator"].pop(knob, None)  # a resume may raise the budget or change throughput knobs
         return d

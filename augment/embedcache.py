@@ -155,10 +155,18 @@ class CachedEmbedder:
         self.revision = inner.revision
         self._cache: dict[str, Any] = {}
 
+    def missing(self, texts: Sequence[str]) -> list[str]:
+        """The distinct texts of ``texts`` that have no vector yet, in first-seen order."""
+        return list(dict.fromkeys(t for t in texts if t not in self._cache))
+
+    def add(self, texts: Sequence[str], vectors: Any) -> None:
+        """Vectors embedded elsewhere by the same model (the Ray executor's embedder actors)."""
+        self._cache.update(zip(texts, vectors, strict=True))
+
     def encode(self, texts: Sequence[str]):
         import numpy as np
 
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        missing = self.missing(texts)
         if missing:
             self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
         if not texts:

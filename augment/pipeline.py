@@ -24,6 +24,7 @@ from .config import ExpandConfig
 from .context import RunContext
 from .embedcache import CachedEmbedder
 from .errors import BackendError, ConfigError, DataError
+from .executors import Executor, make_executor
 from .filters import FilterContext, seed_baseline
 from .io import load_records, overlap_note, write_atomic, write_jsonl_atomic
 from .language import detect_language
@@ -52,10 +53,16 @@ def _progress(total: int, desc: str):
     return progress(total, desc, "seed")
 
 
+def _stage(name: str) -> None:
+    """The start of a stage, at INFO (the scale benchmark attributes memory to stages by these lines)."""
+    logger.info("stage %s", name)
+
+
 # -- the run ---------------------------------------------------------------------------------
 def _embedder(config: ExpandConfig, language: str, timings: dict[str, Any]) -> CachedEmbedder:
     from .embedders import load_embedder, resolve_embedder_spec
 
+    _stage("embedder")
     t = time.perf_counter()
     try:
         emb = CachedEmbedder(load_embedder(resolve_embedder_spec(config.embedder, language)))
@@ -85,7 +92,13 @@ def expand(
     without it the recipe cross-validates on the seeds (``config.recipe``). ``test_path``: evaluation
     rows; the decontaminate filter runs first and rejects candidates and pool rows that copy one
     (never written to the output). The output folder is locked while the run writes there
-    (:class:`RunLock`)."""
+    (:class:`RunLock`).
+
+    ``config.executor``: ``local`` runs everything in this process; ``ray`` runs the per-seed methods
+    and the embedding as Ray Data map_batches (:mod:`augment.executors.raydata`) with the same outputs.
+    """
+    config = config or ExpandConfig()
+    executor = make_executor(config)  # --executor ray without Ray: one line, before anything else
     locks: list[RunLock] = []
     try:
         return _expand(
@@ -98,8 +111,10 @@ def expand(
             resume=resume,
             locks=locks,
             test_path=test_path,
+            executor=executor,
         )
     finally:
+        executor.close()
         for lock in locks:
             lock.release()
 
@@ -159,11 +174,13 @@ def _expand(
     resume: bool,
     locks: list[RunLock],
     test_path: str | Path | None = None,
+    executor: Executor | None = None,
 ) -> ExpandResult:
     from . import __version__
     from .methods import build_method
 
     config = config or ExpandConfig()
+    executor = executor or make_executor(config)
     out = Path(out_dir)
     started = datetime.now(timezone.utc)
     timings: dict[str, Any] = {}
@@ -174,6 +191,7 @@ def _expand(
     resume = state == "resume"
 
     # 1. load and validate everything before writing anything
+    _stage("load")
     t = time.perf_counter()
     seeds_path = Path(seeds_path)
     notes: list[dict[str, Any]] = []
@@ -198,6 +216,7 @@ def _expand(
     recipe_mode, recipe_why = _recipe_mode(config, task, seeds, bool(dev))
 
     # 2. build methods (fails on unknown names or unsupported languages before any output exists)
+    _stage("setup")
     t = time.perf_counter()
     names = method_names(config, language, task, has_pool=bool(pool))
     ctx = RunContext(
@@ -215,7 +234,7 @@ def _expand(
     methods = []
     for name in names:
         m = build_method(name, config.methods.method_params(name))
-        m.setup(ctx)
+        executor.setup(m, ctx)  # ray: per-seed methods load their models in the actors only
         methods.append(m)
     timings["setup"] = round(time.perf_counter() - t, 3)
 
@@ -239,7 +258,14 @@ def _expand(
     if state == "finished":
         return _finished(out, fingerprint)
 
-    # the embedder loads before anything is written: a model that cannot load leaves no folder behind
+    from .embedders import resolve_embedder_spec
+
+    # Ray starts (or is reached) and the embedder loads before anything is written: a cluster that
+    # does not answer or a model that cannot load leaves no folder behind
+    t = time.perf_counter()
+    executor.start(ctx, resolve_embedder_spec(config.embedder, language))
+    if executor.kind != "local":
+        timings["executor_start"] = round(time.perf_counter() - t, 3)
     embedder = ctx.embedder = _embedder(config, language, timings)
 
     # 3. generate, checkpointing every batch, in a folder no other run writes to meanwhile
@@ -247,52 +273,31 @@ def _expand(
     if check_out_dir(out, overwrite=overwrite, resume=asked_resume, locked=True) != state:
         raise ConfigError(f"{out}: another run changed this folder while this one started; run it again")
     work = WorkDir(out, fingerprint, resume)
-    candidates: list[Record] = []
-    reused = 0
+    # the per-seed methods (on Ray, one map over every method's batches); then, in one pass (a map on
+    # Ray), the vectors that the pool labelling, the filters and the recipe need; then the pool
     timings["generate"] = {}
-    bs = config.batch_size
-    batches = [seeds[i : i + bs] for i in range(0, len(seeds), bs)]
-    for method in methods:
-        t = time.perf_counter()
-        for f in fields:
-            step = f"{method.name}-{f}"
-            done = work.done(step)
-            if method.role == "pool":
-                if all(p.id in done for p in pool):
-                    recs = [r for p in pool for r in done[p.id]]
-                    reused += len(pool)
-                    if recs:  # the manifest names the model that labelled them, as an unbroken run's does
-                        method.model = recs[0].lineage.model
-                        method.model_revision = recs[0].lineage.model_revision
-                else:
-                    recs = method.label_pool(pool, seeds, f, embedder, config.seed)
-                    work.append(step, [p.id for p in pool], recs)
-                candidates.extend(recs)
-                continue
-            with _progress(len(seeds), f"{method.name}:{f}") as bar:
-                for batch in batches:
-                    todo = [s for s in batch if s.id not in done]
-                    reused += len(batch) - len(todo)
-                    made: dict[str, list[Record]] = {}
-                    if todo and not method.exhausted:
-                        recs = method.generate(todo, f, config.methods.n_per_seed, config.seed)
-                        for r in recs:
-                            made.setdefault(r.parent_ids[0], []).append(r)
-                        # a seed is done when it produced rows; a budget stop leaves the rest for --resume
-                        work.append(step, [s.id for s in todo if s.id in made], recs)
-                    for s in batch:  # generation order = seed order, resumed or not
-                        candidates.extend(done.get(s.id) or made.get(s.id, []))
-                    bar.update(len(batch))
-        timings["generate"][method.name] = round(time.perf_counter() - t, 3)
+    by_step: dict[str, list[Record]] = {}
+    reused = _generate(methods, fields, seeds, work, config, executor, by_step, timings)
+    _stage("embed")
+    t = time.perf_counter()
+    labelled = pool if any(m.role == "pool" for m in methods) else []
+    made = [r for rows in by_step.values() for r in rows]
+    executor.embed(embedder, _texts_to_embed(seeds, made, labelled, fields, test, dev, recipe_mode))
+    t_embed = time.perf_counter() - t
+    reused += _label_pool(methods, fields, seeds, pool, work, config, embedder, by_step, timings)
+    candidates = [r for m in methods for f in fields for r in by_step[f"{m.name}-{f}"]]
 
-    # 4. filter
+    # 4. filter: every candidate at once (dedup against everything kept, novelty, quotas)
+    _stage("filter")
     kept, rejected, filter_info = run_filters(
         seeds, candidates, fields, language, config, embedder, timings, eval_rows=test
     )
+    timings["embed"] = round(timings["embed"] + t_embed, 3)
 
     # 5. keep what helps a model: the recipe, scored on dev or by cross-validation
     recipe_info: dict[str, Any] = {"mode": recipe_mode, "why": recipe_why}
     if recipe_mode != "off" and kept:
+        _stage("recipe")
         t = time.perf_counter()
         kept, dropped, chosen = _run_recipe(seeds, kept, dev, fields[0], recipe_mode, config, embedder, methods)
         rejected.extend(dropped)
@@ -314,11 +319,114 @@ def _expand(
         "recipe": recipe_info,
         "counts": {"pool": len(pool), "dev": len(dev)},
         "resume": {"resumed": resume, "seeds_reused": reused},
-        "generation": _generation_stats(ctx),
+        "generation": executor.usage(ctx),
+        "executor": executor.info(),
     }
     result = write_outputs(out, seeds, candidates, kept, rejected, config, manifest, started, timings)
     work.remove()
     return result
+
+
+def _generate(
+    methods: Sequence[Any],
+    fields: Sequence[str],
+    seeds: Sequence[Record],
+    work: WorkDir,
+    config: ExpandConfig,
+    executor: Executor,
+    by_step: dict[str, list[Record]],
+    timings: dict[str, Any],
+) -> int:
+    """The per-seed methods' candidates into ``by_step`` (per method and field, in seed order,
+    resumed or not); returns how many seeds earlier runs had done. The executor gets one job per
+    method and field, and every batch is checkpointed as it comes back, in whatever order."""
+    from .executors import Job
+
+    bs = config.batch_size
+    batches = [seeds[i : i + bs] for i in range(0, len(seeds), bs)]
+    jobs: list[Job] = []
+    made: dict[str, dict[str, list[Record]]] = {}
+    reused = 0
+    for method in (m for m in methods if m.role != "pool"):
+        for f in fields:
+            step = f"{method.name}-{f}"
+            done = work.done(step)
+            made[step] = dict(done)
+            reused += sum(1 for s in seeds if s.id in done)
+
+            def on_block(batch: Sequence[Record], recs: list[Record], step: str = step) -> None:
+                mine: dict[str, list[Record]] = {}
+                for r in recs:
+                    mine.setdefault(r.parent_ids[0], []).append(r)
+                if recs:  # a seed is done when it produced rows; a budget stop leaves the rest for --resume
+                    work.append(step, [s.id for s in batch if s.id in mine], recs)
+                made[step].update(mine)
+
+            todo = [[s for s in batch if s.id not in done] for batch in batches]
+            todo = [b for b in todo if b]
+            jobs.append(Job(method, f, todo, on_block, total=len(seeds), reused=len(seeds) - sum(map(len, todo))))
+    timings["generate"].update(executor.generate(jobs, config.methods.n_per_seed, config.seed))
+    for step, rows in made.items():
+        by_step[step] = [r for s in seeds for r in rows.get(s.id, [])]
+    return reused
+
+
+def _label_pool(
+    methods: Sequence[Any],
+    fields: Sequence[str],
+    seeds: Sequence[Record],
+    pool: Sequence[Record],
+    work: WorkDir,
+    config: ExpandConfig,
+    embedder: CachedEmbedder,
+    by_step: dict[str, list[Record]],
+    timings: dict[str, Any],
+) -> int:
+    """The pool methods' candidates into ``by_step`` (labelled in the driver, on vectors the executor
+    embedded); returns how many pool rows an earlier run had labelled."""
+    reused = 0
+    for method in (m for m in methods if m.role == "pool"):
+        _stage(f"generate:{method.name}")
+        t = time.perf_counter()
+        for f in fields:
+            step = f"{method.name}-{f}"
+            done = work.done(step)
+            if all(p.id in done for p in pool):
+                recs = [r for p in pool for r in done[p.id]]
+                reused += len(pool)
+                if recs:  # the manifest names the model that labelled them, as an unbroken run's does
+                    method.model = recs[0].lineage.model
+                    method.model_revision = recs[0].lineage.model_revision
+            else:
+                recs = method.label_pool(pool, seeds, f, embedder, config.seed)
+                work.append(step, [p.id for p in pool], recs)
+            by_step[step] = recs
+        timings["generate"][method.name] = round(time.perf_counter() - t, 3)
+    return reused
+
+
+def _texts_to_embed(
+    seeds: Sequence[Record],
+    candidates: Sequence[Record],
+    pool: Sequence[Record],
+    fields: Sequence[str],
+    test: Sequence[Record],
+    dev: Sequence[Record],
+    recipe_mode: str,
+) -> list[str]:
+    """What the pool labelling, the filters and the recipe embed: the seeds' and test rows' texts per
+    field, the pool's texts, each live candidate's rewritten field (and first field, for the recipe),
+    the dev texts (recipe on dev)."""
+    texts = [s.fields.get(f, "") for f in fields for s in seeds]
+    texts += [r.fields.get("text", "") for r in pool]
+    texts += [t for f in fields for t in (r.fields.get(f, "") for r in test) if t.strip()]
+    for c in candidates:
+        if c.rejection is None:
+            texts.append(c.fields[c.lineage.field or fields[0]])
+            texts.append(c.fields.get(fields[0], ""))
+    if recipe_mode == "dev":
+        texts += [d.fields.get(fields[0], "") for d in dev]
+    return texts
 
 
 def _finished(out: Path, fingerprint: str) -> ExpandResult:
@@ -391,11 +499,6 @@ def _response_cache(config: ExpandConfig):
     from .generators import ResponseCache
 
     return ResponseCache(cache_dir() / "responses.sqlite") if config.generator.cache else None
-
-
-def _generation_stats(ctx: RunContext) -> dict[str, Any]:
-    """Per LLM method: calls, cache hits, tokens, and whether the run's token budget stopped it."""
-    return ctx.usage()
 
 
 def method_names(config: ExpandConfig, language: str, task: str, *, has_pool: bool) -> list[str]:
@@ -479,6 +582,7 @@ def write_outputs(
     timings: dict[str, Any],
 ) -> ExpandResult:
     """augmented.jsonl (seeds + kept), rejected.jsonl and manifest.json, each written atomically."""
+    _stage("write")
     t = time.perf_counter()
     write_jsonl_atomic(out / "augmented.jsonl", [*seeds, *kept])
     write_jsonl_atomic(out / "rejected.jsonl", rejected)
