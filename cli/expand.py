@@ -41,10 +41,14 @@ FLAG_PATHS: dict[str, tuple[str, ...]] = {
     "base_url": ("generator", "base_url"),
     "api_key_env": ("generator", "api_key_env"),
     "endpoint": ("generator", "endpoint"),
+    "concurrency": ("generator", "concurrency"),
     "max_new_tokens": ("generator", "max_new_tokens"),
     "temperature": ("generator", "temperature"),
     "max_tokens_total": ("generator", "max_tokens_total"),
     "recipe": ("recipe", "mode"),
+    "executor": ("executor",),
+    "ray_address": ("ray_address",),
+    "ray_cpus": ("ray_cpus",),
 }
 LIST_FLAGS = {"methods", "augment_fields", "filters"}
 
@@ -144,6 +148,18 @@ def resolve_config(config_file: str | None, flags: dict[str, Any], params: tuple
 @generator_options
 @config_option("--seed", field="seed", type=int)
 @config_option("--batch-size", field="batch_size", type=int)
+@config_option(
+    "--executor",
+    field="executor",
+    type=click.Choice(["local", "ray"]),
+    help="local: in this process; ray: per-seed methods and embedding as Ray Data map_batches (same outputs)",
+)
+@config_option(
+    "--ray-address",
+    field="ray_address",
+    help="ray: a running cluster (auto, HOST:PORT or ray://HOST:PORT); default: start Ray on this machine",
+)
+@config_option("--ray-cpus", field="ray_cpus", type=int)
 @click.option("--dump-config", is_flag=True, help="Print the resolved config as YAML and exit.")
 @click.option("--dry-run", is_flag=True, help="Print the LLM calls and a token / time estimate, then exit.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
