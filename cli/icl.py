@@ -11,6 +11,7 @@ from .options import COLUMN_FLAGS, column_options, generator_options
 
 GENERATOR_FLAGS = (
     "backend", "model", "base_url", "api_key_env", "endpoint", "max_new_tokens", "temperature", "max_tokens_total",
+    "concurrency",
 )  # fmt: skip
 
 
