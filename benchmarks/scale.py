@@ -177,12 +177,14 @@ def main() -> None:
     print(f"outputs byte-identical across executors: {same}\n")
     print("| executor | stage | seconds | pool rows/s | driver peak MB | Ray processes peak MB | total peak MB |")
     print("|---|---|---|---|---|---|---|")
+    pool_stages = ("load", "embed", "generate:pseudo_label", "filter", "recipe", "write")
     for r in results:
         for s in r["stages"]:
-            rate = f"{args.rows / s['seconds']:.0f}" if s["seconds"] > 0 else "-"
-            print(
-                f"| {r['executor']} | {s['stage']} | {s['seconds']} | {rate} | {s['driver_mb']} | {s['ray_mb']} | {s['total_mb']} |"
-            )
+            if s["stage"] == "start" or (s["seconds"] < 0.05 and not s["total_mb"]):
+                continue
+            rate = f"{args.rows / s['seconds']:.0f}" if s["stage"] in pool_stages and s["seconds"] > 0 else ""
+            mb = [str(s[k]) if s["total_mb"] else "(under 0.2 s)" for k in ("driver_mb", "ray_mb", "total_mb")]
+            print(f"| {r['executor']} | {s['stage']} | {s['seconds']} | {rate} | {' | '.join(mb)} |")
         print(f"| {r['executor']} | **all** | {r['seconds']} | {args.rows / r['seconds']:.0f} | | | |")
 
 
