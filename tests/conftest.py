@@ -68,6 +68,7 @@ MODEL_FILES = {
     "test_finetune.py",
     "test_finetune_cli.py",
     "test_llm.py",  # llama.cpp and its server
+    "test_llamacpp_batch.py",  # llama.cpp's batched decoding on SmolLM2 (Qwen, Gemma when cached)
 }
 # Single tests that load a model themselves (file name :: test name, parameters ignored).
 MODEL_TESTS = {

@@ -3,14 +3,59 @@ defaults' backend under ``backend: auto`` when llama-cpp-python is installed).""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import BackendError
-from .base import Completion, Decoding, Prompt, package_version
+from .base import Completion, Decoding, Decodings, Prompt, package_version, per_prompt
+
+logger = logging.getLogger(__name__)
+
+# sequences decoded together by default: on 2 CPU cores, 8 parallel sequences of SmolLM2-135M reach
+# several times the tokens/s of one (benchmarks/llm_speed.py); more adds little and costs KV memory
+DEFAULT_PARALLEL = 8
+
+
+class _Prepared(Exception):
+    """Raised by :class:`_Probe` where llama-cpp-python would start generating: the request's prompt
+    tokens and stop strings, exactly as ``create_chat_completion`` / ``create_completion`` made them."""
+
+    def __init__(self, tokens: list[int], stops: list[str]) -> None:
+        super().__init__("prepared")
+        self.tokens, self.stops = tokens, stops
+
+
+class _Probe:
+    """Stands in for the ``Llama`` object while its chat handler and ``_create_completion`` prepare a
+    request (template, tokenisation, stop strings, context check), and stops them before generation."""
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self._stops: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llm, name)
+
+    def create_completion(self, **kwargs: Any) -> Any:  # what a chat handler calls
+        from llama_cpp import Llama
+
+        stop = kwargs.get("stop")
+        self._stops = [stop] if isinstance(stop, str) else list(stop or [])
+        kwargs["stream"] = False
+        return next(Llama._create_completion(self, **kwargs))  # type: ignore[arg-type]
+
+    def generate(self, tokens: Sequence[int], **_: Any) -> Any:
+        raise _Prepared(list(tokens), self._stops)
 
 
 class LlamaCppGenerator:
+    """``parallel`` sequences (prompts, and samples of a prompt) are decoded together in a second llama
+    context (:mod:`.llamacpp_batch`); ``parallel=1`` generates one sample at a time through
+    ``create_chat_completion`` / ``create_completion``. Both give the same text for the same prompt,
+    decoding and seed, up to floating-point differences of batched matrix products."""
+
     backend = "llama.cpp"
 
     def __init__(
@@ -22,7 +67,10 @@ class LlamaCppGenerator:
         model_id: str | None = None,
         n_threads: int | None = None,
         chat_format: str | None = None,
+        parallel: int = DEFAULT_PARALLEL,
     ) -> None:
+        if parallel < 1:
+            raise BackendError(f"llama.cpp: parallel must be at least 1, got {parallel}")
         try:
             from llama_cpp import Llama
 
@@ -43,10 +91,81 @@ class LlamaCppGenerator:
         self.revision = package_version("llama-cpp-python")
         self.chat = chat
         self._chat_format = chat_format
+        self.n_ctx = n_ctx
+        self.parallel = parallel
+        self._batched: Any = None  # the BatchedDecoder, made on first use
 
-    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decoding) -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[Prompt], n: int, decoding: Decodings) -> list[list[Completion]]:
+        """``n`` completions per prompt, in order; ``decoding`` shared or one per prompt. Sample ``i``
+        of a prompt is seeded with ``decoding.seed + i``."""
+        decodings = per_prompt(decoding, len(prompts))
+        if self.parallel <= 1:
+            return self._generate_one_at_a_time(prompts, n, decodings)
+        return self._generate_batched(prompts, n, decodings)
+
+    def _prepare(self, prompt: Prompt, decoding: Decoding) -> tuple[list[int], list[str], int]:
+        """(prompt tokens, stop strings, completion tokens at most) as llama-cpp-python's
+        ``create_chat_completion`` (chat) or ``create_completion`` prepares them: the same template,
+        tokens and stops; a prompt that does not fit the context raises its ValueError."""
+        from llama_cpp import Llama, llama_chat_format
+
+        probe = _Probe(self._llm)
+        stop = list(decoding.stop) or None
+        try:
+            if self.chat:
+                llm = self._llm
+                handler = (
+                    llm.chat_handler
+                    or llm._chat_handlers.get(llm.chat_format)
+                    or llama_chat_format.get_chat_completion_handler(llm.chat_format)
+                )
+                handler(llama=probe, messages=prompt, stop=stop, max_tokens=decoding.max_new_tokens)
+            else:
+                probe._stops = list(decoding.stop)
+                next(Llama._create_completion(probe, prompt=prompt, stop=stop))  # type: ignore[arg-type]
+        except _Prepared as got:
+            tokens, stops = got.tokens, got.stops
+        else:  # pragma: no cover - llama-cpp-python changed how it prepares requests
+            raise BackendError("llama.cpp: could not prepare the prompt")
+        n_ctx, max_tokens = self._llm.n_ctx(), decoding.max_new_tokens
+        if max_tokens <= 0 or max_tokens + len(tokens) >= n_ctx:  # as _create_completion caps it
+            max_tokens = n_ctx - len(tokens)
+        return tokens, stops, max_tokens
+
+    def _generate_batched(
+        self, prompts: Sequence[Prompt], n: int, decodings: list[Decoding]
+    ) -> list[list[Completion]]:
+        from .llamacpp_batch import BatchedDecoder, Job
+
+        jobs: list[Job] = []
+        where: list[tuple[int, int]] = []  # (prompt, sample) of each job
+        out: list[list[Completion | None]] = [[None] * n for _ in prompts]
+        for p, (prompt, d) in enumerate(zip(prompts, decodings, strict=True)):
+            try:
+                tokens, stops, max_tokens = self._prepare(prompt, d)
+            except Exception as exc:  # a prompt that cannot run fails its samples, not the call
+                out[p] = [Completion(None, f"llama.cpp: {exc}") for _ in range(n)]
+                continue
+            for i in range(n):
+                jobs.append(Job(tokens, [s.encode("utf-8") for s in stops], max_tokens, d, d.seed + i))
+                where.append((p, i))
+        if jobs:
+            try:
+                if self._batched is None:
+                    self._batched = BatchedDecoder(self._llm, self.parallel, self.n_ctx)
+                done = self._batched.run(jobs)
+            except Exception as exc:  # the context could not be made: every sample fails, no crash
+                logger.warning("llama.cpp batched decoding failed: %s", exc)
+                done = [Completion(None, f"llama.cpp: {exc}") for _ in jobs]
+            for (p, i), c in zip(where, done, strict=True):
+                out[p][i] = c
+        return [[c if c is not None else Completion(None, "llama.cpp: not generated") for c in s] for s in out]
+
+    def _generate_one_at_a_time(
+        self, prompts: Sequence[Prompt], n: int, decodings: list[Decoding]
+    ) -> list[list[Completion]]:
         out = []
-        for prompt in prompts:
+        for prompt, decoding in zip(prompts, decodings, strict=True):
             samples = []
             for i in range(n):
                 kwargs = dict(
