@@ -74,7 +74,7 @@ def main() -> None:
     rows.append((f"llama.cpp (Q4_1, {threads} threads, one prompt at a time)", tokens, secs))
     agreement = []
     for p in [int(x) for x in args.parallel.split(",")]:
-        llama.parallel, llama._batched = p, None  # a fresh context for this many sequences
+        llama.parallel = p  # a context for this many sequences is made on the next call
         llama.generate(warm_up, 1, warm)
         tokens, secs, texts = _timed(llama, prompts, d)
         rows.append((f"llama.cpp (Q4_1, {threads} threads, {p} sequences per decode)", tokens, secs))

@@ -59,7 +59,9 @@ def test_stop_strings_and_length_caps_as_create_chat_completion(smol):
     assert short.completion_tokens == 3 and full.text.startswith(short.text)
     smol.parallel = 1
     try:
-        assert texts(smol.generate(PROMPTS[:1], 1, d)) == [[(cut.text, cut.prompt_tokens, cut.completion_tokens, None)]]
+        assert texts(smol.generate(PROMPTS[:1], 1, d)) == [
+            [(cut.text, cut.prompt_tokens, cut.completion_tokens, None)]
+        ]
     finally:
         smol.parallel = 4
 

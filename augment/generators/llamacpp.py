@@ -151,15 +151,20 @@ class LlamaCppGenerator:
                 where.append((p, i))
         if jobs:
             try:
-                if self._batched is None:
-                    self._batched = BatchedDecoder(self._llm, self.parallel, self.n_ctx)
+                if self._batched is None or self._batched.parallel != self.parallel:
+                    if self._batched is not None:  # the old context goes before a new one is made
+                        self._batched.close()
+                        self._batched = None
+                    self._batched = BatchedDecoder(self._llm, self.parallel, self._llm.n_ctx())
                 done = self._batched.run(jobs)
             except Exception as exc:  # the context could not be made: every sample fails, no crash
                 logger.warning("llama.cpp batched decoding failed: %s", exc)
                 done = [Completion(None, f"llama.cpp: {exc}") for _ in jobs]
             for (p, i), c in zip(where, done, strict=True):
                 out[p][i] = c
-        return [[c if c is not None else Completion(None, "llama.cpp: not generated") for c in s] for s in out]
+        return [
+            [c if c is not None else Completion(None, "llama.cpp: not generated") for c in s] for s in out
+        ]
 
     def _generate_one_at_a_time(
         self, prompts: Sequence[Prompt], n: int, decodings: list[Decoding]

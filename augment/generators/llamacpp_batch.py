@@ -92,11 +92,18 @@ class BatchedDecoder:
         params.n_ubatch = self.n_batch
         self._ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
         self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(self._ctx.ctx)
+        if self.n_ctx_seq < n_ctx:
+            raise ValueError(f"llama.cpp gave {self.n_ctx_seq} tokens per sequence, not {n_ctx}")
         self._mem = llama_cpp.llama_get_memory(self._ctx.ctx)
         self._batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
         self._vocab = llm._model.vocab
         # the prompt tokens whose keys and values each stream holds, kept for the next sequence there
         self._kept: list[list[int]] = [[] for _ in range(parallel)]
+
+    def close(self) -> None:
+        """Free the context and its KV streams now (the model would otherwise keep them until it goes)."""
+        self._batch.close()
+        self._ctx.close()
 
     def _sampler(self, job: Job) -> Any:
         """The chain ``create_completion`` samples with (its defaults: top-k 40, min-p 0.05, no
