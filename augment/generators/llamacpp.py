@@ -13,8 +13,9 @@ from .base import Completion, Decoding, Decodings, Prompt, package_version, per_
 
 logger = logging.getLogger(__name__)
 
-# sequences decoded together by default: on 2 CPU cores, 8 parallel sequences of SmolLM2-135M reach
-# several times the tokens/s of one (benchmarks/llm_speed.py); more adds little and costs KV memory
+# sequences decoded together by default: on 2 CPU cores one llama_decode of 8 SmolLM2-135M sequences
+# gives ~1.8x the tokens/s of one (1.15-1.25x end to end, benchmarks/llm_speed.py); 16 adds little and
+# costs twice the KV memory (parallel x n_ctx tokens)
 DEFAULT_PARALLEL = 8
 
 
@@ -54,7 +55,9 @@ class LlamaCppGenerator:
     """``parallel`` sequences (prompts, and samples of a prompt) are decoded together in a second llama
     context (:mod:`.llamacpp_batch`); ``parallel=1`` generates one sample at a time through
     ``create_chat_completion`` / ``create_completion``. Both give the same text for the same prompt,
-    decoding and seed, up to floating-point differences of batched matrix products."""
+    decoding and seed (a sequence's numbers do not depend on its neighbours in a batch). The one
+    exception: llama-cpp-python re-evaluates a prompt it has just run from its last token alone, which
+    rounds differently, so its samples 2..n (and a repeated prompt) can differ from the batched ones."""
 
     backend = "llama.cpp"
 
