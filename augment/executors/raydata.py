@@ -131,7 +131,7 @@ def _set_threads(cpus: int) -> None:
     """Model libraries in an actor use the actor's CPUs, not the whole node's."""
     import sys
 
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "AUGMENT_LLM_THREADS"):
         os.environ[var] = str(cpus)
     if "torch" in sys.modules:  # only where a method or embedder loaded torch: importing it costs
         import torch

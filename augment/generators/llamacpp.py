@@ -51,6 +51,13 @@ class _Probe:
         raise _Prepared(list(tokens), self._stops)
 
 
+def llm_threads() -> int:
+    """CPU threads for llama.cpp: ``AUGMENT_LLM_THREADS`` when set (a Ray actor sets it to its own
+    CPUs, so actors on one node do not oversubscribe it), else every core."""
+    value = os.environ.get("AUGMENT_LLM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else os.cpu_count() or 1
+
+
 class LlamaCppGenerator:
     """``parallel`` sequences (prompts, and samples of a prompt) are decoded together in a second llama
     context (:mod:`.llamacpp_batch`); ``parallel=1`` generates one sample at a time through
@@ -80,7 +87,7 @@ class LlamaCppGenerator:
             self._llm = Llama(
                 model_path=model_path,
                 n_ctx=n_ctx,
-                n_threads=n_threads or os.cpu_count(),
+                n_threads=n_threads or llm_threads(),
                 chat_format=chat_format,  # None: the template inside the GGUF
                 verbose=False,
             )
