@@ -27,7 +27,16 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1024  # texts per embedding call between two writes to the store
+CHUNK = 1024  # texts per embedding call (and between two writes to the store)
+
+
+def chunks(texts: Sequence[str]) -> list[list[str]]:
+    """The distinct ``texts`` in the fixed order and calls every embedding goes through: by length,
+    then text (little padding per call), ``CHUNK`` per call. A vector's last bits depend on the texts
+    it was embedded beside (padding, matrix shapes), so the local run, the Ray executor's actors and
+    the on-disk store all embed the same texts in the same calls, and get the same bytes."""
+    distinct = sorted(dict.fromkeys(texts), key=lambda t: (len(t), t))
+    return [distinct[i : i + CHUNK] for i in range(0, len(distinct), CHUNK)]
 
 
 def _progress(total: int):
@@ -116,12 +125,10 @@ class PersistentEmbedder:
         found = self.store.get_many(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in found))
         if missing:
-            # a fixed order (by length, then text: little padding per batch), stored chunk by chunk so
-            # an interrupted run keeps what it embedded
-            missing.sort(key=lambda t: (len(t), t))
+            # the fixed calls of chunks(), stored chunk by chunk so an interrupted run keeps what it
+            # embedded
             with _progress(len(missing)) as bar:
-                for i in range(0, len(missing), CHUNK):
-                    part = missing[i : i + CHUNK]
+                for part in chunks(missing):
                     vecs = np.asarray(self.inner.encode(part), dtype=np.float32)
                     self.store.put_many(part, vecs)
                     found.update(zip(part, vecs, strict=True))
@@ -167,8 +174,8 @@ class CachedEmbedder:
         import numpy as np
 
         missing = self.missing(texts)
-        if missing:
-            self._cache.update(zip(missing, self.inner.encode(missing), strict=True))
+        for part in chunks(missing):  # the same calls as the Ray executor's actors make
+            self._cache.update(zip(part, self.inner.encode(part), strict=True))
         if not texts:
             return self.inner.encode([])
         return np.stack([self._cache[t] for t in texts])

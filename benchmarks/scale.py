@@ -144,6 +144,7 @@ def main() -> None:
     ap.add_argument(
         "--recipe", default="auto", help="auto (the default run), or off: the recipe is driver work, the same under both executors"
     )
+    ap.add_argument("--keep", help="keep the pool and both outputs in this folder (to compare them)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--executor", help=argparse.SUPPRESS)
     ap.add_argument("--pool", help=argparse.SUPPRESS)
@@ -152,7 +153,9 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         pool = Path(tmp) / "pool.jsonl"
         make_pool(pool, args.rows)
         results = []

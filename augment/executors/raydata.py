@@ -48,6 +48,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ..embedcache import chunks
 from ..errors import AugmentError, BackendError, ConfigError
 from . import Job
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INSTALL = "pip install augment-engine[ray]"
-EMBED_BLOCK = 256  # texts per embedding call of an actor
 ENV_PREFIXES = ("AUGMENT_", "HF_", "TRANSFORMERS_", "SENTENCE_TRANSFORMERS_", "TORCH_HOME", "NLTK_DATA")
 ENV_NAMES = ("TOKENIZERS_PARALLELISM", "PYTHONHASHSEED")
 USAGE_COUNTS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens")
@@ -218,7 +218,7 @@ class EmbedActor:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        texts = [str(t) for t in batch["text"]]
+        texts = [str(t) for item in batch["texts"] for t in json.loads(str(item))]  # one chunk per call
         try:
             if self.embedder is None:  # here, not in __init__: a failed load comes back as data
                 from ..embedders import load_embedder
@@ -416,14 +416,16 @@ class RayExecutor:
         missing = embedder.missing(texts)
         if not missing:
             return
-        missing.sort(key=lambda t: (len(t), t))  # like lengths together: little padding per call
-        blocks = -(-len(missing) // EMBED_BLOCK)
-        pool = self._pool(blocks, "embed")
-        ds = self.ray.data.from_items([{"text": t} for t in missing], override_num_blocks=blocks)
+        # the calls a local run makes (embedcache.chunks), one item each: the same vectors, bit for bit
+        parts = chunks(missing)
+        pool = self._pool(len(parts), "embed")
+        ds = self.ray.data.from_items(
+            [{"texts": json.dumps(part, ensure_ascii=False)} for part in parts], override_num_blocks=len(parts)
+        )
         mapped = ds.map_batches(
             EmbedActor,
             fn_constructor_kwargs={"spec": self._spec, "cpus": self.actor_cpus},
-            batch_size=EMBED_BLOCK,
+            batch_size=1,
             batch_format="numpy",
             compute=pool,
             num_cpus=self.actor_cpus,
