@@ -31,9 +31,10 @@ finetune-demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
-# The model-free layer (fake generator, hashing embedder): under a minute; `make test` runs everything.
+# The model-free layer (fake generator, hashing embedder), without the tests that start a Ray cluster:
+# about a minute; `make test` runs everything.
 test-fast: setup
-	$(VENV)/bin/python -m pytest -q -m "not models"
+	$(VENV)/bin/python -m pytest -q -m "not models and not ray"
 
 lint: setup
 	$(VENV)/bin/ruff check augment cli finetune tests

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import EN_CLINIC, ZH_BANK, error_lines, invoke, read_jsonl, write_jsonl
 
+pytestmark = pytest.mark.ray  # a local Ray cluster: out of `make test-fast`, in `make test` (CI)
+
 TESTS = Path(__file__).resolve().parent
 REVISION = "ray-executor-test"  # the fake's revision on both sides: the response cache is shared
 FAIL_ENV = "AUGMENT_RAY_TEST_FAIL"  # a file: while it exists, a prompt holding its text fails
