@@ -47,12 +47,6 @@ class ExpandResult:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _progress(total: int, desc: str):
-    from .progress import progress
-
-    return progress(total, desc, "seed")
-
-
 def _stage(name: str) -> None:
     """The start of a stage, at INFO (the scale benchmark attributes memory to stages by these lines)."""
     logger.info("stage %s", name)
@@ -173,14 +167,13 @@ def _expand(
     overwrite: bool,
     resume: bool,
     locks: list[RunLock],
+    executor: Executor,
     test_path: str | Path | None = None,
-    executor: Executor | None = None,
 ) -> ExpandResult:
     from . import __version__
     from .methods import build_method
 
     config = config or ExpandConfig()
-    executor = executor or make_executor(config)
     out = Path(out_dir)
     started = datetime.now(timezone.utc)
     timings: dict[str, Any] = {}

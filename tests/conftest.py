@@ -10,6 +10,7 @@ model by itself says ``@pytest.mark.models``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -156,6 +157,41 @@ def _model_free_unless_marked(request, monkeypatch):
 
 
 # -- helpers -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def llama_server(*extra: str):
+    """llama-cpp-python's OpenAI-compatible server with the packaged SmolLM2 (alias ``smollm2``) on a
+    free loopback port, for the duration of the block; yields its base URL. ``extra``: more flags."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from augment.generators import smollm2_gguf
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
+        "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2", *extra,
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("llama_cpp.server exited at start")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 

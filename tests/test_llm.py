@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from conftest import EN_CLINIC, ZH_INSTRUCTIONS, invoke, read_jsonl, write_jsonl
+from conftest import EN_CLINIC, ZH_INSTRUCTIONS, invoke, llama_server, read_jsonl, write_jsonl
 
 from augment.generators import (
     CachedGenerator,
@@ -103,48 +100,10 @@ def test_cache_serves_repeats_and_counts(llama, tmp_path):
 
 
 # -- OpenAI-compatible: a real server on loopback ----------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(smollm2_gguf()),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--api_key",
-            KEY,
-            "--n_ctx",
-            "2048",
-            "--model_alias",
-            "smollm2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("llama_cpp.server exited at start")
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with llama_server("--api_key", KEY) as url:
+        yield url
 
 
 def test_openai_backend_chat_and_completions(server, monkeypatch, tmp_path, caplog):

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-from conftest import EN_CLINIC, invoke, read_jsonl, write_jsonl
+from conftest import EN_CLINIC, invoke, llama_server, read_jsonl, write_jsonl
 
-from augment.generators import Decoding, OpenAIGenerator, smollm2_gguf
+from augment.generators import Decoding, OpenAIGenerator
 from augment.generators.openai_compat import retry_after_seconds
 
 
@@ -214,32 +211,10 @@ def test_concurrency_must_be_positive():
 
 
 # -- llama-cpp-python's server with the packaged SmolLM2 ------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def smollm2_server():
-    port = _free_port()
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
-        "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("llama_cpp.server exited at start")
-            time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/v1"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with llama_server() as url:
+        yield url
 
 
 QUESTIONS = [
